@@ -1,0 +1,103 @@
+#ifndef COLOCK_CONSUL_SESSION_HPP
+#define COLOCK_CONSUL_SESSION_HPP
+
+#include <colock/consul/client.hpp>
+#include <colock/consul/session_id.hpp>
+#include <colock/consul/session_options.hpp>
+#include <colock/detail/initiate.hpp>
+#include <colock/error.hpp>
+
+#include <boost/asio/deferred.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+namespace colock::consul {
+
+namespace detail {
+struct session_impl;
+}
+
+/// One managed Consul session: created on demand, renewed in the background, declared lost as soon
+/// as it may be gone, destroyed on close.
+///
+/// - Renewal runs at TTL/2 (with jitter) and adopts the TTL Consul returns. A failed renewal is
+///   retried quickly (min(1 s, TTL/5)).
+/// - Loss: a renewal answered 404 means Consul invalidated the session: lost at once
+///   (errc::session_invalidated). Fail-safe: when a full TTL (minus `safety_margin`) has passed since
+///   the *send* time of the last successful renewal, the server may have expired it: lost
+///   (errc::session_expired), decided by a local timer even if every request hangs.
+/// - After a loss, the next start() creates a new session (a new id and generation()).
+///
+/// Thread safety: as the client. The client must outlive the session. Destroying the object stops
+/// renewal and destroys the Consul session in the background (best effort).
+class session {
+public:
+    using clock = std::chrono::steady_clock;
+
+    session(client& c, session_options opts = {});
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+    ~session();
+
+    /// Asynchronously makes sure a live session exists, creating one if needed (concurrent callers
+    /// share one creation). Signature: void(error_code, session_id).
+    /// Cancellation: terminal, of this wait only; a creation already sent still completes and the
+    /// session is then kept for the next caller.
+    template <boost::asio::completion_token_for<void(error_code, session_id)> Token = boost::asio::deferred_t>
+    [[nodiscard]] auto start(Token&& token = {})
+    {
+        return colock::detail::initiate<void(error_code, session_id)>(
+            executor_, std::forward<Token>(token), [this](auto h) { start_impl(std::move(h)); });
+    }
+
+    /// Asynchronously waits until the current session is lost; completes with the reason
+    /// (errc::session_invalidated or errc::session_expired), or with errc::not_held at once when no
+    /// session is live. Signature: void(error_code). Cancellation: total (the wait only).
+    template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>
+    [[nodiscard]] auto lost(Token&& token = {})
+    {
+        return colock::detail::initiate<void(error_code)>(
+            executor_, std::forward<Token>(token), [this](auto h) { lost_impl(std::move(h)); });
+    }
+
+    /// Asynchronously stops renewal and destroys the current session in Consul (keys it holds are
+    /// released, with lock-delay: release locks first). Waiters on lost() complete with
+    /// errc::not_held. Signature: void(error_code). Cancellation: terminal; the destroy may still be sent.
+    template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>
+    [[nodiscard]] auto close(Token&& token = {})
+    {
+        return colock::detail::initiate<void(error_code)>(
+            executor_, std::forward<Token>(token), [this](auto h) { close_impl(std::move(h)); });
+    }
+
+    /// The current session's id, if one is live.
+    std::optional<session_id> id() const noexcept;
+    bool is_live() const noexcept;
+    /// Counts sessions created by this object; changes when a lost session is replaced.
+    std::uint64_t generation() const noexcept;
+    /// The fail-safe deadline: past it the session must be assumed gone. time_point::min() if none.
+    clock::time_point deadline() const noexcept;
+    /// The TTL in force (Consul's answer to the last renewal).
+    std::chrono::milliseconds ttl() const noexcept;
+    const session_options& options() const noexcept;
+    /// Subtracted from the fail-safe deadline to cover clock-rate error between client and server.
+    /// Default: TTL/20.
+    void set_safety_margin(std::chrono::milliseconds margin) noexcept;
+
+    const std::shared_ptr<detail::session_impl>& impl() const noexcept { return impl_; }
+
+private:
+    void start_impl(boost::asio::any_completion_handler<void(error_code, session_id)> h);
+    void lost_impl(boost::asio::any_completion_handler<void(error_code)> h);
+    void close_impl(boost::asio::any_completion_handler<void(error_code)> h);
+
+    boost::asio::any_io_executor executor_;
+    std::shared_ptr<detail::session_impl> impl_;
+};
+
+} // namespace colock::consul
+
+#endif

@@ -1,0 +1,92 @@
+#ifndef COLOCK_SRC_CONSUL_CLIENT_IMPL_HPP
+#define COLOCK_SRC_CONSUL_CLIENT_IMPL_HPP
+
+// The client's shared state. Beast-free on purpose: session.cpp and kv_watch.cpp include it; the
+// HTTP machinery itself stays in client.cpp behind `http_transport`.
+
+#include <colock/consul/config.hpp>
+#include <colock/diagnostics.hpp>
+#include <colock/error.hpp>
+#include <colock/logger.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace colock::consul::detail {
+
+class http_transport;
+
+/// One HTTP exchange as the operations describe it.
+struct http_request {
+    const char* method = "GET";       ///< GET, PUT or DELETE
+    std::string target;               ///< path and query, already encoded
+    std::string body;
+    const char* content_type = nullptr;
+    std::string token;                ///< ACL token (header); empty = none
+    bool idempotent = true;           ///< may be sent again after it possibly reached the server
+    bool blocking = false;            ///< a blocking query (holds its connection for the whole wait)
+    std::chrono::milliseconds timeout{0}; ///< per-attempt deadline; zero = client's request_timeout
+    std::string what;                 ///< for logs and diagnostics, e.g. "kv get 'a/b'"
+};
+
+struct http_response {
+    unsigned status = 0;
+    std::string body;
+    std::optional<std::uint64_t> index; ///< X-Consul-Index, when present and valid
+    bool index_malformed = false;       ///< X-Consul-Index present but not a uint64
+    bool known_leader = false;
+    std::chrono::milliseconds last_contact{0};
+};
+
+/// A registered pending operation: client::cancel() emits on its signal.
+struct op_registration {
+    boost::asio::cancellation_signal signal;
+};
+
+struct client_impl : std::enable_shared_from_this<client_impl> {
+    client_impl(boost::asio::any_io_executor ex, client_options o, colock::logger l);
+    ~client_impl();
+
+    boost::asio::any_io_executor executor;
+    client_options options;
+    colock::logger log;
+    std::unique_ptr<http_transport> transport;
+
+    /// Sends a request with the client's deadline and retry rules. Never throws.
+    boost::asio::awaitable<std::tuple<error_code, http_response>> send(http_request req);
+
+    std::shared_ptr<op_registration> register_op();
+    void unregister_op(const std::shared_ptr<op_registration>& reg);
+    /// Cancels every registered operation and closes idle connections.
+    void cancel_all();
+    /// Hooks run by cancel_all() (sessions stop renewing through them).
+    std::uint64_t add_cancel_hook(std::function<void()> hook);
+    void remove_cancel_hook(std::uint64_t id);
+
+    void debug(const std::string& line) const { log.log(logger::level::debug, line); }
+    void info(const std::string& line) const { log.log(logger::level::info, line); }
+    void warn(const std::string& line) const { log.log(logger::level::warning, line); }
+
+private:
+    std::list<std::shared_ptr<op_registration>> ops_;
+    std::vector<std::pair<std::uint64_t, std::function<void()>>> hooks_;
+    std::uint64_t next_hook_ = 1;
+};
+
+/// Fills `diag` (when set) for a failed exchange.
+void set_diagnostics(diagnostics* diag, const http_response* resp, const std::string& client_message);
+
+} // namespace colock::consul::detail
+
+#endif

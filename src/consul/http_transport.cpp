@@ -1,0 +1,359 @@
+// The HTTP layer: a bounded pool of keep-alive connections to one agent, a deadline on every
+// exchange, and the retry rules. The only translation unit that includes Beast.
+
+#include "consul/client_impl.hpp"
+#include "consul/codec.hpp"
+#include "detail/backoff.hpp"
+#include "detail/encoding.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <sys/socket.h>
+
+#include <algorithm>
+
+namespace colock::consul::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+struct connection {
+    explicit connection(asio::any_io_executor ex) : stream(ex) {}
+    beast::tcp_stream stream;
+    beast::flat_buffer buffer;
+    clock_type::time_point idle_since{};
+    bool connected = false;
+    bool blocking_slot = false;
+};
+
+class http_transport {
+public:
+    http_transport(asio::any_io_executor ex, const client_options& o) : ex_(std::move(ex)), opts_(o) {}
+
+    ~http_transport()
+    {
+        for (auto* w : waiters_)
+            w->timer.cancel();
+    }
+
+    asio::awaitable<std::tuple<error_code, http_response>> exchange(const http_request& req,
+                                                                     clock_type::time_point deadline, bool blocking,
+                                                                     bool& maybe_sent);
+
+    void close_idle()
+    {
+        open_ -= idle_.size();
+        idle_.clear();
+        wake_waiters();
+    }
+
+private:
+    struct waiter {
+        explicit waiter(asio::any_io_executor ex) : timer(std::move(ex)) {}
+        asio::steady_timer timer;
+        bool woken = false;
+    };
+
+    bool can_open(bool blocking) const
+    {
+        const std::size_t max = std::max<std::size_t>(opts_.max_connections, 1);
+        const std::size_t reserved = std::min(opts_.reserved_connections, max - 1);
+        if (blocking && open_blocking_ >= max - reserved)
+            return false;
+        return !idle_.empty() || open_ < max;
+    }
+
+    asio::awaitable<std::tuple<error_code, std::unique_ptr<connection>>> acquire(bool blocking,
+                                                                                clock_type::time_point deadline);
+    void release(std::unique_ptr<connection> c, bool reusable);
+    void wake_waiters()
+    {
+        for (auto* w : waiters_) {
+            w->woken = true;
+            w->timer.cancel();
+        }
+    }
+    static bool peer_closed(connection& c);
+
+    asio::any_io_executor ex_;
+    const client_options& opts_;
+    std::vector<std::unique_ptr<connection>> idle_;
+    std::size_t open_ = 0;
+    std::size_t open_blocking_ = 0;
+    std::list<waiter*> waiters_;
+};
+
+asio::awaitable<std::tuple<error_code, std::unique_ptr<connection>>>
+http_transport::acquire(bool blocking, clock_type::time_point deadline)
+{
+    for (;;) {
+        if (can_open(blocking)) {
+            std::unique_ptr<connection> c;
+            // Most recently used first: the least likely to have been closed by the server.
+            while (!idle_.empty() && !c) {
+                c = std::move(idle_.back());
+                idle_.pop_back();
+                if (clock_type::now() - c->idle_since > opts_.idle_timeout || peer_closed(*c)) {
+                    c.reset();
+                    --open_;
+                }
+            }
+            if (!c) {
+                c = std::make_unique<connection>(ex_);
+                ++open_;
+            }
+            c->blocking_slot = blocking;
+            if (blocking)
+                ++open_blocking_;
+            co_return std::tuple{error_code{}, std::move(c)};
+        }
+        waiter w(ex_);
+        w.timer.expires_at(deadline);
+        waiters_.push_back(&w);
+        auto [ec] = co_await w.timer.async_wait(use_tuple);
+        waiters_.remove(&w);
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none)
+            co_return std::tuple{make_error_code(asio::error::operation_aborted), nullptr};
+        if (!w.woken && !ec)
+            co_return std::tuple{make_error_code(errc::request_timeout), nullptr};
+    }
+}
+
+void http_transport::release(std::unique_ptr<connection> c, bool reusable)
+{
+    if (c->blocking_slot)
+        --open_blocking_;
+    c->blocking_slot = false;
+    if (reusable && c->connected) {
+        c->idle_since = clock_type::now();
+        idle_.push_back(std::move(c));
+    } else {
+        --open_;
+        beast::error_code ignored;
+        c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        c->stream.socket().close(ignored);
+    }
+    wake_waiters();
+}
+
+// A pooled connection whose peer has closed it shows EOF (or an error) to a non-blocking peek.
+bool http_transport::peer_closed(connection& c)
+{
+    if (!c.connected || !c.stream.socket().is_open())
+        return true;
+    char byte;
+    const auto n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return true; // orderly close
+    if (n < 0)
+        return errno != EAGAIN && errno != EWOULDBLOCK;
+    return true; // unexpected bytes before a request: the connection is out of step
+}
+
+asio::awaitable<std::tuple<error_code, http_response>>
+http_transport::exchange(const http_request& req, clock_type::time_point deadline, bool blocking, bool& maybe_sent)
+{
+    maybe_sent = false;
+    http_response resp;
+    auto acquired = co_await acquire(blocking, deadline);
+    if (std::get<0>(acquired))
+        co_return std::tuple{std::get<0>(acquired), std::move(resp)};
+    std::unique_ptr<connection> conn = std::move(std::get<1>(acquired));
+
+    auto fail = [&](error_code ec) {
+        if (ec == beast::error::timeout)
+            ec = make_error_code(errc::request_timeout);
+        conn->connected = false;
+        release(std::move(conn), false);
+        return std::tuple{ec, http_response{}};
+    };
+
+    if (!conn->connected) {
+        const auto connect_deadline = std::min(deadline, clock_type::now() + opts_.connect_timeout);
+        error_code ec;
+        auto address = asio::ip::make_address(opts_.host, ec);
+        std::vector<tcp::endpoint> endpoints;
+        if (!ec) {
+            endpoints.emplace_back(address, opts_.port);
+        } else {
+            tcp::resolver resolver(ex_);
+            auto [rec, results] = co_await resolver.async_resolve(opts_.host, std::to_string(opts_.port), use_tuple);
+            if (rec)
+                co_return fail(rec);
+            for (const auto& r : results)
+                endpoints.push_back(r.endpoint());
+        }
+        conn->stream.expires_at(connect_deadline);
+        auto [cec, ep] = co_await conn->stream.async_connect(endpoints, use_tuple);
+        if (cec)
+            co_return fail(cec);
+        conn->connected = true;
+        conn->buffer.clear();
+        error_code ignored;
+        conn->stream.socket().set_option(tcp::no_delay(true), ignored);
+        conn->stream.socket().set_option(asio::socket_base::keep_alive(true), ignored);
+    }
+
+    http::request<http::string_body> request;
+    request.method_string(req.method);
+    request.target(req.target);
+    request.version(11);
+    request.set(http::field::host, opts_.host + ":" + std::to_string(opts_.port));
+    request.set(http::field::user_agent, "colock/0.1");
+    if (!req.token.empty())
+        request.set("X-Consul-Token", req.token);
+    if (req.content_type)
+        request.set(http::field::content_type, req.content_type);
+    request.body() = req.body;
+    request.keep_alive(true);
+    request.prepare_payload();
+
+    conn->stream.expires_at(deadline);
+    auto [wec, wn] = co_await http::async_write(conn->stream, request, use_tuple);
+    if (wec)
+        co_return fail(wec); // an incomplete request is never processed by the server
+    maybe_sent = true;
+
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(opts_.max_response_bytes);
+    parser.header_limit(16 * 1024);
+    auto [rec, rn] = co_await http::async_read(conn->stream, conn->buffer, parser, use_tuple);
+    if (rec)
+        co_return fail(rec);
+
+    auto& msg = parser.get();
+    resp.status = msg.result_int();
+    resp.body = std::move(msg.body());
+    if (auto it = msg.find("X-Consul-Index"); it != msg.end()) {
+        resp.index = parse_uint64(std::string_view(it->value().data(), it->value().size()));
+        resp.index_malformed = !resp.index;
+    }
+    if (auto it = msg.find("X-Consul-KnownLeader"); it != msg.end())
+        resp.known_leader = it->value() == "true";
+    if (auto it = msg.find("X-Consul-LastContact"); it != msg.end()) {
+        if (auto ms = parse_uint64(std::string_view(it->value().data(), it->value().size())))
+            resp.last_contact = std::chrono::milliseconds(static_cast<std::int64_t>(std::min<std::uint64_t>(*ms, 1u << 30)));
+    }
+    const bool reusable = msg.keep_alive() && parser.is_done() && conn->buffer.size() == 0;
+    conn->stream.expires_never();
+    release(std::move(conn), reusable);
+    co_return std::tuple{error_code{}, std::move(resp)};
+}
+
+// ------------------------------------------------------------------------------------------ client_impl
+
+client_impl::client_impl(asio::any_io_executor ex, client_options o, colock::logger l)
+    : executor(std::move(ex)), options(std::move(o)), log(std::move(l)),
+      transport(std::make_unique<http_transport>(executor, options))
+{
+}
+
+client_impl::~client_impl() = default;
+
+asio::awaitable<std::tuple<error_code, http_response>> client_impl::send(http_request req)
+{
+    colock::detail::backoff delays(options.backoff_initial, options.backoff_max);
+    const unsigned attempts = std::max(options.max_attempts, 1u);
+    const auto per_attempt = req.timeout.count() > 0 ? req.timeout : options.request_timeout;
+    const bool blocking = req.blocking;
+    if (options.use_tls) {
+        co_return std::tuple{make_error_code(errc::unsupported), http_response{}};
+    }
+    for (unsigned attempt = 1;; ++attempt) {
+        bool maybe_sent = false;
+        auto [ec, resp] = co_await transport->exchange(req, clock_type::now() + per_attempt, blocking, maybe_sent);
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none || ec == asio::error::operation_aborted)
+            co_return std::tuple{make_error_code(asio::error::operation_aborted), http_response{}};
+
+        bool retry = false;
+        error_code final_ec = ec;
+        if (!ec) {
+            const bool transient = resp.status == 429 || resp.status >= 500;
+            retry = transient && req.idempotent;
+            if (!retry)
+                co_return std::tuple{error_code{}, std::move(resp)};
+            final_ec = make_http_error(resp.status);
+        } else {
+            retry = is_retryable(ec) && (req.idempotent || !maybe_sent);
+            if (maybe_sent && !req.idempotent)
+                final_ec = make_error_code(errc::indeterminate_write);
+        }
+        if (!retry || attempt >= attempts) {
+            if (ec) {
+                warn(req.what + " failed: " + ec.message() + (final_ec != ec ? " (outcome unknown)" : ""));
+                co_return std::tuple{final_ec, http_response{}};
+            }
+            co_return std::tuple{error_code{}, std::move(resp)}; // the caller maps the status
+        }
+        const auto delay = delays.next(colock::detail::unit_random());
+        debug(req.what + " attempt " + std::to_string(attempt) + " failed (" +
+              (ec ? ec.message() : "HTTP " + std::to_string(resp.status)) + "), retrying in " +
+              std::to_string(delay.count()) + " ms");
+        asio::steady_timer timer(executor, delay);
+        auto [tec] = co_await timer.async_wait(use_tuple);
+        if (tec)
+            co_return std::tuple{make_error_code(asio::error::operation_aborted), http_response{}};
+    }
+}
+
+std::shared_ptr<op_registration> client_impl::register_op()
+{
+    auto reg = std::make_shared<op_registration>();
+    ops_.push_back(reg);
+    return reg;
+}
+
+void client_impl::unregister_op(const std::shared_ptr<op_registration>& reg) { ops_.remove(reg); }
+
+void client_impl::cancel_all()
+{
+    // Copy first: emitting may complete operations, which unregister themselves.
+    auto ops = ops_;
+    for (auto& op : ops)
+        op->signal.emit(asio::cancellation_type::all);
+    auto hooks = hooks_;
+    for (auto& [id, hook] : hooks)
+        hook();
+    transport->close_idle();
+}
+
+std::uint64_t client_impl::add_cancel_hook(std::function<void()> hook)
+{
+    hooks_.emplace_back(next_hook_, std::move(hook));
+    return next_hook_++;
+}
+
+void client_impl::remove_cancel_hook(std::uint64_t id)
+{
+    std::erase_if(hooks_, [id](const auto& h) { return h.first == id; });
+}
+
+void set_diagnostics(diagnostics* diag, const http_response* resp, const std::string& client_message)
+{
+    if (!diag)
+        return;
+    diag->clear();
+    diag->client_message = client_message;
+    if (resp) {
+        diag->http_status = resp->status;
+        diag->server_message = resp->body.substr(0, 4096);
+    }
+}
+
+} // namespace colock::consul::detail

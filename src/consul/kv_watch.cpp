@@ -1,0 +1,100 @@
+// kv_watch: the blocking-query loop of one key. index_tracker decides the index, token_bucket
+// paces the loop, backoff spaces out retries after errors.
+
+#include <colock/consul/kv_watch.hpp>
+
+#include "consul/client_impl.hpp"
+#include "consul/op.hpp"
+#include "consul/ops.hpp"
+#include "detail/backoff.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace colock::consul::detail {
+
+namespace asio = boost::asio;
+using clock_type = std::chrono::steady_clock;
+
+struct kv_watch_impl {
+    kv_watch_impl(std::shared_ptr<client_impl> c, std::string k, kv_watch_options o)
+        : client(std::move(c)), key(std::move(k)), options(std::move(o)),
+          bucket(options.burst, options.refill, clock_type::now()),
+          errors(options.error_backoff_initial, options.error_backoff_max)
+    {
+    }
+
+    std::shared_ptr<client_impl> client;
+    std::string key;
+    kv_watch_options options;
+    index_tracker tracker;
+    colock::detail::token_bucket bucket;
+    colock::detail::backoff errors;
+    bool failed_last = false;
+};
+
+namespace {
+
+asio::awaitable<std::tuple<error_code, kv_get_result>> next_body(std::shared_ptr<kv_watch_impl> w)
+{
+    constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+    asio::steady_timer pause(w->client->executor);
+    for (;;) {
+        // Space out queries: after an error by backoff, otherwise by the token bucket.
+        clock_type::time_point not_before = clock_type::now();
+        if (w->failed_last)
+            not_before += w->errors.next(colock::detail::unit_random());
+        while (!w->bucket.try_take(std::max(clock_type::now(), not_before)) || clock_type::now() < not_before) {
+            pause.expires_at(std::max(not_before, w->bucket.wait_until()));
+            auto [ec] = co_await pause.async_wait(use_tuple);
+            if (ec)
+                co_return std::tuple{make_error_code(asio::error::operation_aborted), kv_get_result{}};
+            not_before = std::min(not_before, clock_type::now());
+        }
+        query_options q;
+        static_cast<request_options&>(q) = w->options.request;
+        q.consistency = w->options.consistency;
+        q.wait = w->options.wait;
+        q.index = w->tracker.next_index();
+        auto [ec, result] = co_await kv_get_body(w->client, w->key, q);
+        if (ec == asio::error::operation_aborted)
+            co_return std::tuple{ec, kv_get_result{}};
+        if (ec) {
+            w->failed_last = true;
+            co_return std::tuple{ec, kv_get_result{}};
+        }
+        w->failed_last = false;
+        w->errors.reset();
+        if (w->tracker.on_reply(result.meta.index)) {
+            if (w->tracker.regressed())
+                w->client->info("watch '" + w->key + "': index went backwards, starting over");
+            co_return std::tuple{error_code{}, std::move(result)};
+        }
+        // Same index: a timeout or a spurious wake-up. Ask again.
+    }
+}
+
+} // namespace
+} // namespace colock::consul::detail
+
+namespace colock::consul {
+
+kv_watch::kv_watch(client& c, std::string key, kv_watch_options opts)
+    : executor_(c.get_executor()), impl_(std::make_shared<detail::kv_watch_impl>(c.impl(), std::move(key), std::move(opts)))
+{
+}
+
+kv_watch::kv_watch(kv_watch&&) noexcept = default;
+kv_watch& kv_watch::operator=(kv_watch&&) noexcept = default;
+kv_watch::~kv_watch() = default;
+
+const std::string& kv_watch::key() const noexcept { return impl_->key; }
+std::uint64_t kv_watch::index() const noexcept { return impl_->tracker.last_index(); }
+
+void kv_watch::next_impl(boost::asio::any_completion_handler<void(error_code, kv_get_result)> h)
+{
+    detail::launch(impl_->client, detail::next_body(impl_), std::move(h));
+}
+
+} // namespace colock::consul

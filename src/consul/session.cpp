@@ -1,0 +1,315 @@
+// The managed session: creation shared by concurrent callers, a renewal loop, a fail-safe watchdog
+// timer that declares loss at the deadline whatever the network does, and loss fan-out.
+// Decisions are in session_liveness; this file only drives I/O and timers.
+
+#include <colock/consul/session.hpp>
+
+#include "consul/client_impl.hpp"
+#include "consul/op.hpp"
+#include "consul/ops.hpp"
+#include "consul/session_liveness.hpp"
+#include "detail/backoff.hpp"
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace colock::consul::detail {
+
+namespace asio = boost::asio;
+using clock_type = std::chrono::steady_clock;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// Broadcast of one session generation's end: waiters wait on `signal`, which is cancelled once.
+struct loss_signal {
+    explicit loss_signal(asio::any_io_executor ex) : signal(ex, clock_type::time_point::max()) {}
+    asio::steady_timer signal;
+    error_code reason;
+};
+
+struct session_impl : std::enable_shared_from_this<session_impl> {
+    session_impl(std::shared_ptr<client_impl> c, session_options o)
+        : client(std::move(c)), options(std::move(o)), created(client->executor, clock_type::time_point::max()),
+          renew_timer(client->executor), watchdog(client->executor)
+    {
+    }
+
+    std::shared_ptr<client_impl> client;
+    session_options options;
+    session_liveness liveness;
+    std::optional<session_id> id;
+    std::uint64_t generation = 0;
+    std::uint64_t epoch = 0; // background loops of an older epoch stop
+    error_code last_loss = make_error_code(errc::not_held);
+    std::shared_ptr<loss_signal> current;
+
+    bool creating = false;
+    bool closed = false; // the owning object is gone
+    std::uint64_t create_attempts = 0;
+    error_code last_create_error;
+    asio::steady_timer created; // cancelled whenever a creation attempt ends
+    asio::steady_timer renew_timer;
+    asio::steady_timer watchdog;
+    std::uint64_t hook_id = 0;
+
+    std::string tag() const { return "session " + (id ? id->str() : std::string("(none)")) + " '" + options.name + "'"; }
+
+    asio::awaitable<void> create();
+    asio::awaitable<void> renew_loop(std::uint64_t my_epoch);
+    asio::awaitable<void> watchdog_loop(std::uint64_t my_epoch);
+    void declare_lost(errc why);
+    void end_generation(error_code reason);
+    void destroy_in_background(session_id sid);
+    void stop(error_code reason); // local stop + background destroy
+};
+
+asio::awaitable<void> session_impl::create()
+{
+    auto self = shared_from_this();
+    creating = true;
+    colock::detail::backoff delays(client->options.backoff_initial, client->options.backoff_max);
+    error_code ec;
+    session_id new_id;
+    clock_type::time_point sent;
+    // A create that Consul refused (5xx: no leader, serfHealth critical while the agent boots) is
+    // retried; an indeterminate one is not (it may have created a session, which then expires).
+    for (unsigned attempt = 1;; ++attempt) {
+        sent = clock_type::now();
+        auto [cec, cid] = co_await session_create_body(client, options, write_options{});
+        ec = cec;
+        new_id = std::move(cid);
+        if (!ec || closed || attempt >= client->options.max_attempts || !is_retryable(ec) ||
+            ec == errc::indeterminate_write)
+            break;
+        asio::steady_timer t(client->executor, delays.next(colock::detail::unit_random()));
+        auto [tec] = co_await t.async_wait(use_tuple);
+        if (tec)
+            break;
+    }
+    creating = false;
+    ++create_attempts;
+    if (!ec && closed) {
+        destroy_in_background(new_id); // the owner went away meanwhile
+        ec = make_error_code(errc::client_closed);
+    }
+    last_create_error = ec;
+    if (!ec) {
+        id = new_id;
+        ++generation;
+        ++epoch;
+        liveness.on_created(sent, options.ttl);
+        current = std::make_shared<loss_signal>(client->executor);
+        if (options.ttl.count() > 0) {
+            asio::co_spawn(client->executor, renew_loop(epoch), asio::detached);
+            asio::co_spawn(client->executor, watchdog_loop(epoch), asio::detached);
+        }
+    }
+    created.cancel(); // wake every start() waiting for this attempt
+}
+
+asio::awaitable<void> session_impl::renew_loop(std::uint64_t my_epoch)
+{
+    auto self = shared_from_this();
+    while (epoch == my_epoch) {
+        renew_timer.expires_at(liveness.next_renew(colock::detail::unit_random()));
+        co_await renew_timer.async_wait(use_tuple);
+        if (epoch != my_epoch)
+            co_return;
+        if (liveness.check(clock_type::now())) {
+            declare_lost(*liveness.lost_reason());
+            co_return;
+        }
+        const auto sent = clock_type::now();
+        write_options wo;
+        // A renewal is useless after the deadline: bound its wait by it.
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(liveness.deadline() - sent);
+        wo.timeout = std::clamp(left, std::chrono::milliseconds(100), client->options.request_timeout);
+        const auto sid = *id;
+        auto [ec, entry] = co_await session_renew_body(client, sid, wo);
+        if (epoch != my_epoch)
+            co_return;
+        if (!ec) {
+            const auto old_ttl = liveness.ttl();
+            liveness.on_renewed(sent, entry.ttl);
+            if (liveness.ttl() != old_ttl)
+                client->info(tag() + ": Consul set the TTL to " + std::to_string(liveness.ttl().count()) + " ms");
+            client->debug(tag() + " renewed");
+            watchdog.cancel(); // re-arm at the new deadline
+        } else if (ec == errc::session_invalidated) {
+            liveness.on_invalidated();
+            declare_lost(errc::session_invalidated);
+            co_return;
+        } else {
+            liveness.on_renew_failed(clock_type::now());
+            client->warn(tag() + ": renewal failed (" + ec.message() + "), retrying in " +
+                         std::to_string(liveness.retry_interval().count()) + " ms");
+        }
+    }
+}
+
+asio::awaitable<void> session_impl::watchdog_loop(std::uint64_t my_epoch)
+{
+    auto self = shared_from_this();
+    while (epoch == my_epoch) {
+        watchdog.expires_at(liveness.deadline());
+        co_await watchdog.async_wait(use_tuple);
+        if (epoch != my_epoch)
+            co_return;
+        if (auto why = liveness.check(clock_type::now())) {
+            declare_lost(*why);
+            co_return;
+        }
+    }
+}
+
+void session_impl::end_generation(error_code reason)
+{
+    ++epoch;
+    renew_timer.cancel();
+    watchdog.cancel();
+    id.reset();
+    last_loss = reason;
+    if (current) {
+        current->reason = reason;
+        current->signal.cancel();
+        current.reset();
+    }
+}
+
+void session_impl::declare_lost(errc why)
+{
+    if (!id)
+        return;
+    const auto sid = *id;
+    client->warn(tag() + " lost: " + make_error_code(why).message());
+    end_generation(make_error_code(why));
+    // Expired by our own deadline: Consul may still have it (network trouble); destroy it so its
+    // locks are freed as soon as Consul hears from us. Invalidated: already gone.
+    if (why == errc::session_expired)
+        destroy_in_background(sid);
+}
+
+void session_impl::destroy_in_background(session_id sid)
+{
+    auto c = client;
+    asio::co_spawn(
+        client->executor,
+        [c, sid]() -> asio::awaitable<void> {
+            auto [ec, ok] = co_await session_destroy_body(c, sid, write_options{});
+            if (ec)
+                c->warn("session " + sid.str() + ": destroy failed (" + ec.message() + "); it expires with its TTL");
+            else
+                c->info("session " + sid.str() + " destroyed");
+        },
+        asio::detached);
+}
+
+void session_impl::stop(error_code reason)
+{
+    liveness.on_closed();
+    if (id) {
+        const auto sid = *id;
+        end_generation(reason);
+        destroy_in_background(sid);
+    }
+}
+
+namespace {
+
+asio::awaitable<std::tuple<error_code, session_id>> start_body(std::shared_ptr<session_impl> s)
+{
+    for (;;) {
+        if (s->closed)
+            co_return std::tuple{make_error_code(errc::client_closed), session_id{}};
+        if (s->id && s->liveness.live())
+            co_return std::tuple{error_code{}, *s->id};
+        const auto attempt = s->create_attempts;
+        if (!s->creating) // run the creation detached: a cancelled caller must not abort it for the others
+            asio::co_spawn(s->client->executor, s->create(), asio::detached);
+        co_await s->created.async_wait(use_tuple);
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none)
+            co_return std::tuple{make_error_code(asio::error::operation_aborted), session_id{}};
+        if (s->create_attempts != attempt && s->last_create_error)
+            co_return std::tuple{s->last_create_error, session_id{}};
+    }
+}
+
+asio::awaitable<std::tuple<error_code>> close_body(std::shared_ptr<session_impl> s)
+{
+    s->liveness.on_closed();
+    if (!s->id)
+        co_return std::tuple{error_code{}};
+    const auto sid = *s->id;
+    s->end_generation(make_error_code(errc::not_held));
+    auto [ec, ok] = co_await session_destroy_body(s->client, sid, write_options{});
+    if (!ec)
+        s->client->info("session " + sid.str() + " destroyed");
+    co_return std::tuple{ec};
+}
+
+} // namespace
+} // namespace colock::consul::detail
+
+namespace colock::consul {
+
+namespace asio = boost::asio;
+
+session::session(client& c, session_options opts)
+    : executor_(c.get_executor()), impl_(std::make_shared<detail::session_impl>(c.impl(), std::move(opts)))
+{
+    std::weak_ptr<detail::session_impl> weak = impl_;
+    impl_->hook_id = impl_->client->add_cancel_hook([weak] {
+        if (auto s = weak.lock())
+            s->stop(make_error_code(asio::error::operation_aborted));
+    });
+}
+
+session::~session()
+{
+    impl_->client->remove_cancel_hook(impl_->hook_id);
+    impl_->closed = true;
+    impl_->stop(make_error_code(errc::not_held));
+    impl_->created.cancel();
+}
+
+void session::start_impl(asio::any_completion_handler<void(error_code, session_id)> h)
+{
+    detail::launch(impl_->client, detail::start_body(impl_), std::move(h));
+}
+
+void session::lost_impl(asio::any_completion_handler<void(error_code)> h)
+{
+    if (!impl_->current || !impl_->id) {
+        asio::post(impl_->client->executor, asio::append(std::move(h), impl_->last_loss));
+        return;
+    }
+    auto signal = impl_->current;
+    auto slot = asio::get_associated_cancellation_slot(h);
+    auto ex = asio::get_associated_executor(h, impl_->client->executor);
+    signal->signal.async_wait(asio::bind_cancellation_slot(
+        slot, asio::bind_executor(ex, [signal, h = std::move(h)](error_code ec) mutable {
+            std::move(h)(signal->reason ? signal->reason : (ec ? ec : make_error_code(asio::error::operation_aborted)));
+        })));
+}
+
+void session::close_impl(asio::any_completion_handler<void(error_code)> h)
+{
+    detail::launch(impl_->client, detail::close_body(impl_), std::move(h));
+}
+
+std::optional<session_id> session::id() const noexcept { return impl_->id; }
+bool session::is_live() const noexcept { return impl_->id.has_value() && impl_->liveness.live(); }
+std::uint64_t session::generation() const noexcept { return impl_->generation; }
+session::clock::time_point session::deadline() const noexcept
+{
+    return is_live() ? impl_->liveness.deadline() : clock::time_point::min();
+}
+std::chrono::milliseconds session::ttl() const noexcept { return impl_->liveness.ttl(); }
+const session_options& session::options() const noexcept { return impl_->options; }
+void session::set_safety_margin(std::chrono::milliseconds margin) noexcept { impl_->liveness.set_margin(margin); }
+
+} // namespace colock::consul
