@@ -1,5 +1,6 @@
 #include "detail/go_duration.hpp"
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -51,7 +52,9 @@ std::optional<std::chrono::nanoseconds> parse_go_duration(std::string_view s)
         else if (unit == "m") mult = 60e9L;
         else if (unit == "h") mult = 3600e9L;
         else return std::nullopt;
-        total += (whole + frac / scale) * mult;
+        // Whole part times the unit plus the fraction's nanoseconds, truncated, as Go does.
+        // (whole + frac / scale) * mult is inexact: "0.001s" came out as 999999ns.
+        total += whole * mult + std::floor(frac * mult / scale);
         if (total > static_cast<long double>(std::numeric_limits<std::int64_t>::max()))
             return std::nullopt;
     }

@@ -43,7 +43,32 @@ struct kv_keys_result {
 };
 
 /// How a PUT treats the key. At most one of cas / acquire / release may be set.
+/// (Not an aggregate on purpose: see query.hpp.)
 struct kv_put_options {
+    kv_put_options() noexcept {}
+    explicit kv_put_options(std::uint64_t f) noexcept : flags(f) {}
+    /// Write only if the key's ModifyIndex is `index` (0: only if the key does not exist).
+    static kv_put_options with_cas(std::uint64_t index, std::uint64_t flags = 0)
+    {
+        kv_put_options o(flags);
+        o.cas = index;
+        return o;
+    }
+    /// Lock the key with session `s` (Consul's `?acquire=`).
+    static kv_put_options with_acquire(session_id s, std::uint64_t flags = 0)
+    {
+        kv_put_options o(flags);
+        o.acquire = std::move(s);
+        return o;
+    }
+    /// Unlock the key held by session `s` (Consul's `?release=`).
+    static kv_put_options with_release(session_id s, std::uint64_t flags = 0)
+    {
+        kv_put_options o(flags);
+        o.release = std::move(s);
+        return o;
+    }
+
     std::uint64_t flags = 0;                ///< always sent; Consul stores 0 when omitted
     std::optional<std::uint64_t> cas;       ///< write only if ModifyIndex equals this (0: only if absent)
     std::optional<session_id> acquire;      ///< lock the key with this session
@@ -52,6 +77,22 @@ struct kv_put_options {
 
 /// How a DELETE treats the key.
 struct kv_delete_options {
+    kv_delete_options() noexcept {}
+    /// Delete only if the key's ModifyIndex is `index`.
+    static kv_delete_options with_cas(std::uint64_t index)
+    {
+        kv_delete_options o;
+        o.cas = index;
+        return o;
+    }
+    /// Delete every key that starts with the given prefix.
+    static kv_delete_options recursive()
+    {
+        kv_delete_options o;
+        o.recurse = true;
+        return o;
+    }
+
     std::optional<std::uint64_t> cas;       ///< delete only if ModifyIndex equals this
     bool recurse = false;                   ///< delete every key with this prefix (not with cas)
 };

@@ -16,8 +16,15 @@ enum class consistency_mode {
     stale,        ///< any server may answer
 };
 
+// The option types of operations are classes with a user-provided default constructor, not
+// aggregates, on purpose: GCC 12 miscompiles aggregate temporaries that hold strings when they appear
+// inside a co_await expression (`co_await c.kv_get(k, query_options{})` frees a bogus pointer).
+// Set members by name after construction, or use the named factories.
+
 /// Per-request settings shared by reads and writes. Empty strings mean "the client's default".
 struct request_options {
+    request_options() noexcept {}
+
     std::string datacenter; ///< `?dc=`
     std::string ns;         ///< `?ns=` (Consul Enterprise)
     std::string partition;  ///< `?partition=` (Consul Enterprise)
@@ -30,6 +37,23 @@ struct request_options {
 
 /// Options of a read.
 struct query_options : request_options {
+    query_options() noexcept {}
+    /// A blocking read: returns once the index exceeds `after_index`, or after `max_wait`.
+    static query_options blocking(std::uint64_t after_index, std::chrono::milliseconds max_wait = {})
+    {
+        query_options q;
+        q.index = after_index;
+        q.wait = max_wait;
+        return q;
+    }
+    /// A read the leader re-confirms (for ownership checks).
+    static query_options consistent_read()
+    {
+        query_options q;
+        q.consistency = consistency_mode::consistent;
+        return q;
+    }
+
     /// Non-zero: a blocking query that returns once the result's index exceeds this one, or after
     /// `wait`. Use the index of the previous reply (consul::index_tracker applies Consul's rules).
     std::uint64_t index = 0;
@@ -40,7 +64,9 @@ struct query_options : request_options {
 };
 
 /// Options of a write. Writes are never retried once they may have reached the server.
-struct write_options : request_options {};
+struct write_options : request_options {
+    write_options() noexcept {}
+};
 
 /// What Consul says about a read, from its X-Consul-* headers.
 struct query_meta {

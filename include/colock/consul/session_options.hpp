@@ -18,8 +18,10 @@ enum class session_behavior {
     delete_keys ///< the keys are deleted
 };
 
-/// Settings of a new Consul session.
+/// Settings of a new Consul session. (Not an aggregate on purpose: see query.hpp.)
 struct session_options {
+    session_options() {}
+
     std::string name = "colock";
     /// Time to live; the session must be renewed within it (Consul invalidates it after up to 2 x TTL).
     /// Zero: no TTL (the session lives until destroyed or its checks fail).
