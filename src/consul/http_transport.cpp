@@ -17,6 +17,11 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+
+#include <openssl/ssl.h>
 
 #include <sys/socket.h>
 
@@ -31,9 +36,19 @@ using tcp = asio::ip::tcp;
 using clock_type = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
+// One keep-alive connection: plain TCP, or TLS over TCP when client_options::use_tls.
 struct connection {
-    explicit connection(asio::any_io_executor ex) : stream(ex) {}
-    beast::tcp_stream stream;
+    connection(asio::any_io_executor ex, asio::ssl::context* tls_context)
+    {
+        if (tls_context)
+            tls.emplace(ex, *tls_context);
+        else
+            plain.emplace(ex);
+    }
+    beast::tcp_stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+
+    std::optional<beast::tcp_stream> plain;
+    std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
     beast::flat_buffer buffer;
     clock_type::time_point idle_since{};
     bool connected = false;
@@ -42,7 +57,11 @@ struct connection {
 
 class http_transport {
 public:
-    http_transport(asio::any_io_executor ex, const client_options& o) : ex_(std::move(ex)), opts_(o) {}
+    http_transport(asio::any_io_executor ex, const client_options& o) : ex_(std::move(ex)), opts_(o)
+    {
+        if (opts_.use_tls)
+            tls_setup_error_ = make_tls_context();
+    }
 
     ~http_transport()
     {
@@ -88,9 +107,13 @@ private:
         }
     }
     static bool peer_closed(connection& c);
+    std::string make_tls_context();
+    asio::awaitable<error_code> tls_handshake(connection& c);
 
     asio::any_io_executor ex_;
     const client_options& opts_;
+    std::optional<asio::ssl::context> tls_context_;
+    std::string tls_setup_error_; // a TLS setting that could not be applied (reported per request)
     std::vector<std::unique_ptr<connection>> idle_;
     std::size_t open_ = 0;
     std::size_t open_blocking_ = 0;
@@ -113,7 +136,7 @@ http_transport::acquire(bool blocking, clock_type::time_point deadline)
                 }
             }
             if (!c) {
-                c = std::make_unique<connection>(ex_);
+                c = std::make_unique<connection>(ex_, tls_context_ ? &*tls_context_ : nullptr);
                 ++open_;
             }
             c->blocking_slot = blocking;
@@ -145,8 +168,8 @@ void http_transport::release(std::unique_ptr<connection> c, bool reusable)
     } else {
         --open_;
         beast::error_code ignored;
-        c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-        c->stream.socket().close(ignored);
+        c->tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+        c->tcp().socket().close(ignored);
     }
     wake_waiters();
 }
@@ -154,15 +177,59 @@ void http_transport::release(std::unique_ptr<connection> c, bool reusable)
 // A pooled connection whose peer has closed it shows EOF (or an error) to a non-blocking peek.
 bool http_transport::peer_closed(connection& c)
 {
-    if (!c.connected || !c.stream.socket().is_open())
+    if (!c.connected || !c.tcp().socket().is_open())
         return true;
     char byte;
-    const auto n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    const auto n = ::recv(c.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0)
         return true; // orderly close
     if (n < 0)
         return errno != EAGAIN && errno != EWOULDBLOCK;
-    return true; // unexpected bytes before a request: the connection is out of step
+    return true; // unexpected bytes before a request (or a TLS close_notify): do not reuse
+}
+
+std::string http_transport::make_tls_context()
+{
+    tls_context_.emplace(asio::ssl::context::tls_client);
+    auto& ctx = *tls_context_;
+    error_code ec;
+    ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1,
+                    ec);
+    if (opts_.tls_verify) {
+        ctx.set_verify_mode(asio::ssl::verify_peer, ec);
+        if (!opts_.tls_ca_file.empty())
+            ctx.load_verify_file(opts_.tls_ca_file, ec);
+        else
+            ctx.set_default_verify_paths(ec);
+        if (ec)
+            return "cannot load the CA certificates (CONSUL_CACERT / tls_ca_file): " + ec.message();
+    } else {
+        ctx.set_verify_mode(asio::ssl::verify_none, ec);
+    }
+    if (!opts_.tls_cert_file.empty() || !opts_.tls_key_file.empty()) {
+        ctx.use_certificate_chain_file(opts_.tls_cert_file, ec);
+        if (ec)
+            return "cannot load the client certificate (tls_cert_file): " + ec.message();
+        ctx.use_private_key_file(opts_.tls_key_file, asio::ssl::context::pem, ec);
+        if (ec)
+            return "cannot load the client key (tls_key_file): " + ec.message();
+    }
+    return {};
+}
+
+asio::awaitable<error_code> http_transport::tls_handshake(connection& c)
+{
+    const std::string& name = opts_.tls_server_name.empty() ? opts_.host : opts_.tls_server_name;
+    // SNI only for names (RFC 6066 forbids IP literals there); verification covers both.
+    error_code ignored;
+    asio::ip::make_address(name, ignored);
+    if (ignored && !SSL_set_tlsext_host_name(c.tls->native_handle(), name.c_str()))
+        co_return make_error_code(errc::invalid_config);
+    if (opts_.tls_verify)
+        c.tls->set_verify_callback(asio::ssl::host_name_verification(name));
+    auto [ec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, use_tuple);
+    co_return ec;
 }
 
 asio::awaitable<std::tuple<error_code, http_response>>
@@ -174,6 +241,10 @@ http_transport::exchange(const http_request& req, clock_type::time_point deadlin
     if (std::get<0>(acquired))
         co_return std::tuple{std::get<0>(acquired), std::move(resp)};
     std::unique_ptr<connection> conn = std::move(std::get<1>(acquired));
+    if (!tls_setup_error_.empty()) {
+        release(std::move(conn), false);
+        co_return std::tuple{make_error_code(errc::invalid_config), std::move(resp)};
+    }
 
     auto fail = [&](error_code ec) {
         if (ec == beast::error::timeout)
@@ -198,15 +269,19 @@ http_transport::exchange(const http_request& req, clock_type::time_point deadlin
             for (const auto& r : results)
                 endpoints.push_back(r.endpoint());
         }
-        conn->stream.expires_at(connect_deadline);
-        auto [cec, ep] = co_await conn->stream.async_connect(endpoints, use_tuple);
+        conn->tcp().expires_at(connect_deadline);
+        auto [cec, ep] = co_await conn->tcp().async_connect(endpoints, use_tuple);
         if (cec)
             co_return fail(cec);
+        error_code ignored;
+        conn->tcp().socket().set_option(tcp::no_delay(true), ignored);
+        conn->tcp().socket().set_option(asio::socket_base::keep_alive(true), ignored);
+        if (conn->tls) {
+            if (auto hec = co_await tls_handshake(*conn))
+                co_return fail(hec); // nothing was sent: safe to retry like a refused connection
+        }
         conn->connected = true;
         conn->buffer.clear();
-        error_code ignored;
-        conn->stream.socket().set_option(tcp::no_delay(true), ignored);
-        conn->stream.socket().set_option(asio::socket_base::keep_alive(true), ignored);
     }
 
     http::request<http::string_body> request;
@@ -223,8 +298,9 @@ http_transport::exchange(const http_request& req, clock_type::time_point deadlin
     request.keep_alive(true);
     request.prepare_payload();
 
-    conn->stream.expires_at(deadline);
-    auto [wec, wn] = co_await http::async_write(conn->stream, request, use_tuple);
+    conn->tcp().expires_at(deadline);
+    auto [wec, wn] = conn->tls ? co_await http::async_write(*conn->tls, request, use_tuple)
+                               : co_await http::async_write(*conn->plain, request, use_tuple);
     if (wec)
         co_return fail(wec); // an incomplete request is never processed by the server
     maybe_sent = true;
@@ -232,7 +308,8 @@ http_transport::exchange(const http_request& req, clock_type::time_point deadlin
     http::response_parser<http::string_body> parser;
     parser.body_limit(opts_.max_response_bytes);
     parser.header_limit(16 * 1024);
-    auto [rec, rn] = co_await http::async_read(conn->stream, conn->buffer, parser, use_tuple);
+    auto [rec, rn] = conn->tls ? co_await http::async_read(*conn->tls, conn->buffer, parser, use_tuple)
+                               : co_await http::async_read(*conn->plain, conn->buffer, parser, use_tuple);
     if (rec)
         co_return fail(rec);
 
@@ -250,7 +327,7 @@ http_transport::exchange(const http_request& req, clock_type::time_point deadlin
             resp.last_contact = std::chrono::milliseconds(static_cast<std::int64_t>(std::min<std::uint64_t>(*ms, 1u << 30)));
     }
     const bool reusable = msg.keep_alive() && parser.is_done() && conn->buffer.size() == 0;
-    conn->stream.expires_never();
+    conn->tcp().expires_never();
     release(std::move(conn), reusable);
     co_return std::tuple{error_code{}, std::move(resp)};
 }
@@ -271,9 +348,6 @@ asio::awaitable<std::tuple<error_code, http_response>> client_impl::send(http_re
     const unsigned attempts = std::max(options.max_attempts, 1u);
     const auto per_attempt = req.timeout.count() > 0 ? req.timeout : options.request_timeout;
     const bool blocking = req.blocking;
-    if (options.use_tls) {
-        co_return std::tuple{make_error_code(errc::unsupported), http_response{}};
-    }
     for (unsigned attempt = 1;; ++attempt) {
         bool maybe_sent = false;
         auto [ec, resp] = co_await transport->exchange(req, clock_type::now() + per_attempt, blocking, maybe_sent);
