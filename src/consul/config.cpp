@@ -52,13 +52,13 @@ void apply_address(client_options& o, const std::string& raw)
     } else if (!addr.starts_with("http://")) {
         fail(var, "scheme must be http or https in '" + raw + "'");
     }
+    const std::string expected = "expected host:port, http://host:port or https://host:port, got '" + raw + "'";
     auto url = boost::urls::parse_uri(addr);
     if (!url)
-        fail(var, "not a valid address: '" + raw + "'");
-    if (!url->encoded_path().empty() && url->encoded_path() != "/")
-        fail(var, "an address has no path: '" + raw + "'");
-    if (url->has_query() || url->has_fragment() || url->has_userinfo())
-        fail(var, "an address has no query, fragment or user: '" + raw + "'");
+        fail(var, expected);
+    if ((!url->encoded_path().empty() && url->encoded_path() != "/") || url->has_query() || url->has_fragment() ||
+        url->has_userinfo())
+        fail(var, expected);
     std::string host = std::string(url->encoded_host());
     if (url->host_type() == boost::urls::host_type::ipv6)
         host = std::string(url->encoded_host_address());
@@ -100,7 +100,8 @@ client_options client_options::from_env(const env_lookup& getenv)
     std::string_view token_source = "CONSUL_HTTP_TOKEN";
     if (auto v = get("CONSUL_HTTP_TOKEN"))
         o.token = trim(*v);
-    if (auto path = get("CONSUL_HTTP_TOKEN_FILE"); path && o.token.empty()) {
+    // As in Consul's Go client, a token file wins over CONSUL_HTTP_TOKEN.
+    if (auto path = get("CONSUL_HTTP_TOKEN_FILE")) {
         std::ifstream in(*path);
         if (!in)
             fail("CONSUL_HTTP_TOKEN_FILE", "cannot read '" + *path + "'");

@@ -226,6 +226,13 @@ BOOST_AUTO_TEST_CASE(from_env_reads_the_token_file_trimmed)
     BOOST_TEST(o.token == "f1l3-t0k3n-4242");
 }
 
+BOOST_AUTO_TEST_CASE(from_env_prefers_the_token_file_over_the_token_as_consuls_go_client_does)
+{
+    const temp_file f("f1l3-t0k3n-4242\n");
+    const client_options o = load({{"CONSUL_HTTP_TOKEN", "env-t0k3n"}, {"CONSUL_HTTP_TOKEN_FILE", f.path()}});
+    BOOST_TEST(o.token == "f1l3-t0k3n-4242");
+}
+
 BOOST_AUTO_TEST_CASE(from_env_rejects_a_missing_token_file_naming_the_variable)
 {
     const std::string path = (fs::temp_directory_path() / "colock-unit-config-does-not-exist").string();
