@@ -21,7 +21,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <condition_variable>
 #include <exception>
+#include <functional>
+#include <utility>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -361,6 +364,53 @@ bool process_gone(pid_t pid) {
     return ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
+// Runs f on a thread that lives as long as the process: the main thread, or else one parked helper thread that
+// is never joined. (PR_SET_PDEATHSIG is tied to the thread that forked, not to the process: an agent forked from a
+// short-lived thread would be killed when that thread ends.)
+void run_on_process_lifetime_thread(const std::function<void()>& f) {
+    if (::syscall(SYS_gettid) == ::getpid()) {
+        f();
+        return;
+    }
+    struct keeper {
+        std::mutex m;
+        std::condition_variable cv;
+        const std::function<void()>* job = nullptr;
+        std::exception_ptr error;
+        bool finished = false;
+    };
+    // Never destroyed: the parked thread waits on it until the process ends.
+    static keeper* k = [] {
+        auto* state = new keeper;
+        std::thread([state] {
+            std::unique_lock lock(state->m);
+            for (;;) {
+                state->cv.wait(lock, [state] { return state->job != nullptr; });
+                try {
+                    (*state->job)();
+                } catch (...) {
+                    state->error = std::current_exception();
+                }
+                state->job = nullptr;
+                state->finished = true;
+                state->cv.notify_all();
+            }
+        }).detach();
+        return state;
+    }();
+    static std::mutex one_job_at_a_time;
+    std::lock_guard serial(one_job_at_a_time);
+    std::unique_lock lock(k->m);
+    k->job = &f;
+    k->finished = false;
+    k->error = nullptr;
+    k->cv.notify_all();
+    k->cv.wait(lock, [] { return k->finished; });
+    if (auto e = std::exchange(k->error, nullptr)) {
+        std::rethrow_exception(e);
+    }
+}
+
 // ---- the process-wide instance ------------------------------------------------------------------------------
 
 std::mutex g_mutex;
@@ -551,58 +601,63 @@ void consul_agent::launch_once() {
     }
     const pid_t parent = ::getpid();
     auto started = clock_type::now();
-    pid_t child = ::fork();
-    if (child < 0) {
-        int err = errno;
-        ::close(report[0]);
-        ::close(report[1]);
-        throw std::runtime_error(std::string("consul harness: fork failed: ") + std::strerror(err));
-    }
-    if (child == 0) {
-        // Only async-signal-safe calls from here to execve.
-        auto fail = [&](int err) {
-            [[maybe_unused]] auto n = ::write(report[1], &err, sizeof err);
-            ::_exit(127);
-        };
-        // Die with the test process, even when it is SIGKILLed; close the race with an early parent death.
-        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
-            fail(errno);
-        }
-        if (::getppid() != parent) {
-            ::_exit(127);
-        }
-        int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
-        int in = ::open("/dev/null", O_RDONLY);
-        if (out < 0 || in < 0) {
-            fail(errno);
-        }
-        if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) {
-            fail(errno);
-        }
-        // Keep the report pipe (close-on-exec), close every other inherited descriptor.
-        for (int fd = 3; fd < 1024; ++fd) {
-            if (fd != report[1]) {
-                ::close(fd);
-            }
-        }
-        ::syscall(SYS_close_range, 1024U, ~0U, 0U); // ignored where close_range is missing
-        struct sigaction dfl {};
-        dfl.sa_handler = SIG_DFL;
-        for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD}) {
-            ::sigaction(sig, &dfl, nullptr);
-        }
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::execve(argv[0], argv.data(), environ);
-        fail(errno);
-    }
-    ::close(report[1]);
+    pid_t child = -1;
     int child_errno = 0;
     ssize_t n = 0;
-    do {
-        n = ::read(report[0], &child_errno, sizeof child_errno);
-    } while (n < 0 && errno == EINTR);
+    auto spawn = [&] {
+        child = ::fork();
+        if (child < 0) {
+            int err = errno;
+            ::close(report[0]);
+            ::close(report[1]);
+            throw std::runtime_error(std::string("consul harness: fork failed: ") + std::strerror(err));
+        }
+        if (child == 0) {
+            // Only async-signal-safe calls from here to execve.
+            auto fail = [&](int err) {
+                [[maybe_unused]] auto written = ::write(report[1], &err, sizeof err);
+                ::_exit(127);
+            };
+            // Die with the test process, even when it is SIGKILLed; close the race with an early parent death.
+            if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+                fail(errno);
+            }
+            if (::getppid() != parent) {
+                ::_exit(127);
+            }
+            int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+            int in = ::open("/dev/null", O_RDONLY);
+            if (out < 0 || in < 0) {
+                fail(errno);
+            }
+            if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) {
+                fail(errno);
+            }
+            // Keep the report pipe (close-on-exec), close every other inherited descriptor.
+            for (int fd = 3; fd < 1024; ++fd) {
+                if (fd != report[1]) {
+                    ::close(fd);
+                }
+            }
+            ::syscall(SYS_close_range, 1024U, ~0U, 0U); // ignored where close_range is missing
+            struct sigaction dfl {};
+            dfl.sa_handler = SIG_DFL;
+            for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD}) {
+                ::sigaction(sig, &dfl, nullptr);
+            }
+            sigset_t none;
+            sigemptyset(&none);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            ::execve(argv[0], argv.data(), environ);
+            fail(errno);
+        }
+        ::close(report[1]);
+        do {
+            n = ::read(report[0], &child_errno, sizeof child_errno);
+        } while (n < 0 && errno == EINTR);
+    };
+    // PR_SET_PDEATHSIG fires when the forking *thread* ends, so fork on a thread that lives as long as the process.
+    run_on_process_lifetime_thread(spawn);
     ::close(report[0]);
     pid_ = child;
     if (n > 0) {

@@ -272,10 +272,10 @@ BOOST_AUTO_TEST_CASE(agent_dies_when_its_test_process_is_killed) {
                               .count()
                        << " ms after the SIGKILL");
 
-    // A SIGKILLed test cannot clean up; the next start (or this call) removes its temp dir.
-    BOOST_TEST(std::filesystem::exists(temp_dir));
-    BOOST_TEST(consul_agent::remove_stale_temp_dirs() >= 1u);
-    BOOST_TEST(!std::filesystem::exists(temp_dir));
+    // A SIGKILLed test cannot clean up; the next start anywhere (or this call) removes its temp dir. (Another test
+    // process starting its agent right now may be the one that removes it, so only the result is checked.)
+    consul_agent::remove_stale_temp_dirs();
+    BOOST_TEST(!std::filesystem::exists(temp_dir), temp_dir << " was not removed");
 }
 
 BOOST_AUTO_TEST_CASE(this_process_left_no_keys_or_sessions) {
