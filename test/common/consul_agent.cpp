@@ -29,6 +29,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <random>
 #include <sstream>
@@ -310,7 +311,7 @@ int bind_loopback(int type, std::uint16_t port, std::uint16_t& bound) {
 }
 
 struct agent_ports {
-    std::uint16_t http = 0, serf_lan = 0, serf_wan = 0, server = 0;
+    std::uint16_t http = 0, serf_lan = 0, serf_wan = 0, server = 0, https = 0;
 };
 
 // Four distinct free loopback ports; the serf ports are free for both TCP and UDP (gossip uses both).
@@ -344,6 +345,7 @@ agent_ports pick_ports() {
     p.serf_lan = pick(true);
     p.serf_wan = pick(true);
     p.server = pick(false);
+    p.https = pick(false);
     for (int fd : held) {
         ::close(fd);
     }
@@ -417,6 +419,7 @@ std::mutex g_mutex;
 std::unique_ptr<consul_agent> g_agent; // destroyed at exit: ~consul_agent stops the agent
 std::exception_ptr g_failure;          // a failed start is not retried
 std::atomic<unsigned> g_prefix_counter{0};
+std::optional<tls_files> g_https; // set by enable_https() before the agent starts
 
 } // namespace
 
@@ -472,6 +475,15 @@ consul_agent::~consul_agent() {
 
 const std::string& consul_agent::host() const noexcept { return host_; }
 std::uint16_t consul_agent::http_port() const noexcept { return http_port_; }
+std::uint16_t consul_agent::https_port() const noexcept { return https_port_; }
+
+void consul_agent::enable_https(tls_files files) {
+    std::lock_guard lock(g_mutex);
+    if (g_agent) {
+        throw std::logic_error("consul harness: enable_https() must come before the agent starts");
+    }
+    g_https = std::move(files);
+}
 std::string consul_agent::http_address() const { return host_ + ":" + std::to_string(http_port_); }
 const std::string& consul_agent::version() const noexcept { return version_; }
 bool consul_agent::started_by_harness() const noexcept { return !external_; }
@@ -588,6 +600,14 @@ void consul_agent::launch_once() {
         "-default-query-time", "10s",
         "-max-query-time", "60s",
     };
+    https_port_ = 0;
+    if (g_https) {
+        https_port_ = ports.https;
+        args.insert(args.end(), {"-https-port", std::to_string(ports.https), "-hcl",
+                                 "tls { defaults { ca_file = \"" + g_https->ca_file + "\" cert_file = \"" +
+                                     g_https->cert_file + "\" key_file = \"" + g_https->key_file +
+                                     "\" verify_incoming = false } }"});
+    }
     std::vector<char*> argv;
     for (auto& a : args) {
         argv.push_back(a.data());

@@ -34,8 +34,17 @@ struct http_reply {
     std::string header(const std::string& lower_case_name) const;
 };
 
+// Certificate files for an agent that also serves HTTPS (see consul_agent::enable_https).
+struct tls_files {
+    std::string ca_file, cert_file, key_file;
+};
+
 class consul_agent {
 public:
+    // Before the first instance(): the agent also serves HTTPS on https_port() with these files
+    // (client certificates are not required). Throws std::logic_error once the agent has started.
+    static void enable_https(tls_files files);
+    std::uint16_t https_port() const noexcept; // 0 unless enable_https() was called
     // The process-wide agent, started on first use (thread-safe) and stopped at process exit. A start failure
     // is remembered: later calls throw the same error instead of trying again. Never returns when the binary
     // cannot be had outside CI (prints `SKIP: <reason>`, exits 77).
@@ -99,6 +108,7 @@ private:
 
     std::string host_ = "127.0.0.1";
     std::uint16_t http_port_ = 0;
+    std::uint16_t https_port_ = 0;
     std::string version_;
     std::string node_name_;
     std::string binary_;
