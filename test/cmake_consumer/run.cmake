@@ -1,0 +1,20 @@
+# Configures, builds and runs the add_subdirectory consumer in BIN.
+file(REMOVE_RECURSE ${BIN})
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC} -B ${BIN} -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release
+                        -DCOLOCK_SOURCE_DIR=${COLOCK_SOURCE_DIR} -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER}
+                RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "configuring the consumer failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${BIN} --parallel 2 RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "building the consumer failed")
+endif()
+if(EXISTS ${BIN}/colock/test OR EXISTS ${BIN}/colock/examples)
+  message(FATAL_ERROR "add_subdirectory(colock) built colock's tests or examples")
+endif()
+execute_process(COMMAND ${BIN}/consumer RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "the consumer failed: ${rc}")
+endif()
+message(STATUS "the add_subdirectory consumer built and ran")
