@@ -57,19 +57,24 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
 
     std::string tag() const { return "session " + (id ? id->str() : std::string("(none)")) + " '" + options.name + "'"; }
 
-    asio::awaitable<void> create();
-    asio::awaitable<void> renew_loop(std::uint64_t my_epoch);
-    asio::awaitable<void> watchdog_loop(std::uint64_t my_epoch);
+    // Background coroutines take `self` as a parameter: it is copied into the frame when the
+    // coroutine is created, so the state outlives the session object while they run.
+    static asio::awaitable<void> create(std::shared_ptr<session_impl> self);
+    static asio::awaitable<void> renew_loop(std::shared_ptr<session_impl> self, std::uint64_t my_epoch);
+    static asio::awaitable<void> watchdog_loop(std::shared_ptr<session_impl> self, std::uint64_t my_epoch);
     void declare_lost(errc why);
     void end_generation(error_code reason);
     void destroy_in_background(session_id sid);
     void stop(error_code reason); // local stop + background destroy
 };
 
-asio::awaitable<void> session_impl::create()
+asio::awaitable<void> session_impl::create(std::shared_ptr<session_impl> self)
 {
-    auto self = shared_from_this();
-    creating = true;
+    auto& s = *self;
+    auto& client = s.client;
+    auto& options = s.options;
+    auto& closed = s.closed;
+    s.creating = true;
     colock::detail::backoff delays(client->options.backoff_initial, client->options.backoff_max);
     error_code ec;
     session_id new_id;
@@ -89,37 +94,42 @@ asio::awaitable<void> session_impl::create()
         if (tec)
             break;
     }
-    creating = false;
-    ++create_attempts;
+    s.creating = false;
+    ++s.create_attempts;
     if (!ec && closed) {
-        destroy_in_background(new_id); // the owner went away meanwhile
+        s.destroy_in_background(new_id); // the owner went away meanwhile
         ec = make_error_code(errc::client_closed);
     }
-    last_create_error = ec;
+    s.last_create_error = ec;
     if (!ec) {
-        id = new_id;
-        ++generation;
-        ++epoch;
-        liveness.on_created(sent, options.ttl);
-        current = std::make_shared<loss_signal>(client->executor);
+        s.id = new_id;
+        ++s.generation;
+        ++s.epoch;
+        s.liveness.on_created(sent, options.ttl);
+        s.current = std::make_shared<loss_signal>(client->executor);
         if (options.ttl.count() > 0) {
-            asio::co_spawn(client->executor, renew_loop(epoch), asio::detached);
-            asio::co_spawn(client->executor, watchdog_loop(epoch), asio::detached);
+            asio::co_spawn(client->executor, renew_loop(self, s.epoch), asio::detached);
+            asio::co_spawn(client->executor, watchdog_loop(self, s.epoch), asio::detached);
         }
     }
-    created.cancel(); // wake every start() waiting for this attempt
+    s.created.cancel(); // wake every start() waiting for this attempt
 }
 
-asio::awaitable<void> session_impl::renew_loop(std::uint64_t my_epoch)
+asio::awaitable<void> session_impl::renew_loop(std::shared_ptr<session_impl> self, std::uint64_t my_epoch)
 {
-    auto self = shared_from_this();
+    auto& s = *self;
+    auto& epoch = s.epoch;
+    auto& liveness = s.liveness;
+    auto& renew_timer = s.renew_timer;
+    auto& watchdog = s.watchdog;
+    auto& client = s.client;
     while (epoch == my_epoch) {
         renew_timer.expires_at(liveness.next_renew(colock::detail::unit_random()));
         co_await renew_timer.async_wait(use_tuple);
         if (epoch != my_epoch)
             co_return;
         if (liveness.check(clock_type::now())) {
-            declare_lost(*liveness.lost_reason());
+            s.declare_lost(*liveness.lost_reason());
             co_return;
         }
         const auto sent = clock_type::now();
@@ -127,7 +137,7 @@ asio::awaitable<void> session_impl::renew_loop(std::uint64_t my_epoch)
         // A renewal is useless after the deadline: bound its wait by it.
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(liveness.deadline() - sent);
         wo.timeout = std::clamp(left, std::chrono::milliseconds(100), client->options.request_timeout);
-        const auto sid = *id;
+        const auto sid = *s.id;
         auto [ec, entry] = co_await session_renew_body(client, sid, wo);
         if (epoch != my_epoch)
             co_return;
@@ -135,31 +145,31 @@ asio::awaitable<void> session_impl::renew_loop(std::uint64_t my_epoch)
             const auto old_ttl = liveness.ttl();
             liveness.on_renewed(sent, entry.ttl);
             if (liveness.ttl() != old_ttl)
-                client->info(tag() + ": Consul set the TTL to " + std::to_string(liveness.ttl().count()) + " ms");
-            client->debug(tag() + " renewed");
+                client->info(s.tag() + ": Consul set the TTL to " + std::to_string(liveness.ttl().count()) + " ms");
+            client->debug(s.tag() + " renewed");
             watchdog.cancel(); // re-arm at the new deadline
         } else if (ec == errc::session_invalidated) {
             liveness.on_invalidated();
-            declare_lost(errc::session_invalidated);
+            s.declare_lost(errc::session_invalidated);
             co_return;
         } else {
             liveness.on_renew_failed(clock_type::now());
-            client->warn(tag() + ": renewal failed (" + ec.message() + "), retrying in " +
+            client->warn(s.tag() + ": renewal failed (" + ec.message() + "), retrying in " +
                          std::to_string(liveness.retry_interval().count()) + " ms");
         }
     }
 }
 
-asio::awaitable<void> session_impl::watchdog_loop(std::uint64_t my_epoch)
+asio::awaitable<void> session_impl::watchdog_loop(std::shared_ptr<session_impl> self, std::uint64_t my_epoch)
 {
-    auto self = shared_from_this();
-    while (epoch == my_epoch) {
-        watchdog.expires_at(liveness.deadline());
-        co_await watchdog.async_wait(use_tuple);
-        if (epoch != my_epoch)
+    auto& s = *self;
+    while (s.epoch == my_epoch) {
+        s.watchdog.expires_at(s.liveness.deadline());
+        co_await s.watchdog.async_wait(use_tuple);
+        if (s.epoch != my_epoch)
             co_return;
-        if (auto why = liveness.check(clock_type::now())) {
-            declare_lost(*why);
+        if (auto why = s.liveness.check(clock_type::now())) {
+            s.declare_lost(*why);
             co_return;
         }
     }
@@ -228,7 +238,7 @@ asio::awaitable<std::tuple<error_code, session_id>> start_body(std::shared_ptr<s
             co_return std::tuple{error_code{}, *s->id};
         const auto attempt = s->create_attempts;
         if (!s->creating) // run the creation detached: a cancelled caller must not abort it for the others
-            asio::co_spawn(s->client->executor, s->create(), asio::detached);
+            asio::co_spawn(s->client->executor, session_impl::create(s), asio::detached);
         co_await s->created.async_wait(use_tuple);
         auto cs = co_await asio::this_coro::cancellation_state;
         if (cs.cancelled() != asio::cancellation_type::none)
