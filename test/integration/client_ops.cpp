@@ -455,4 +455,34 @@ BOOST_AUTO_TEST_CASE(diagnostics_carry_consuls_text_on_http_errors)
     });
 }
 
+BOOST_AUTO_TEST_CASE(log_lines_name_sessions_and_keys_but_never_the_token)
+{
+    const auto prefix = consul_agent::instance().unique_prefix("logging");
+    std::vector<std::string> lines;
+    colock::logger log;
+    log.min_level = colock::logger::level::debug;
+    log.sink = [&](colock::logger::level, std::string_view line) { lines.emplace_back(line); };
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+        auto o = agent_options();
+        o.token = "s3cr3t-t0k3n-value"; // the dev agent has no ACLs: it accepts and ignores it
+        client c(ioc.get_executor(), o, log);
+        auto id = co_await c.session_create(test_session("colock-test-logging"));
+        (void)co_await c.kv_put(prefix + "k", "v");
+        session_options bad;
+        bad.ttl = 500ms;
+        auto [ec, unused] = co_await c.session_create(bad, {}, tuple_awaitable); // a logged HTTP 500
+        BOOST_TEST(ec.failed());
+        (void)co_await c.session_destroy(id);
+    });
+    BOOST_TEST_REQUIRE(!lines.empty());
+    bool created = false, refused = false;
+    for (const auto& line : lines) {
+        BOOST_TEST(line.find("s3cr3t") == std::string::npos, "a log line shows the token: " << line);
+        created = created || (line.find("created") != std::string::npos && line.find("colock-test-logging") != std::string::npos);
+        refused = refused || line.find("Invalid Session TTL") != std::string::npos;
+    }
+    BOOST_TEST(created);
+    BOOST_TEST(refused);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
