@@ -2,6 +2,7 @@
 
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
 
 #include <string>
 
@@ -126,6 +127,11 @@ bool is_retryable(const error_code& ec) noexcept
     if (ec == boost::asio::error::operation_aborted)
         return false;
     if (ec == boost::beast::error::timeout)
+        return true;
+    // EOF as Beast's HTTP parser reports it: before any byte of the reply (a keep-alive connection the server
+    // closed as the request arrived) or inside the body (connection lost mid-reply). Other parse errors are
+    // protocol violations and stay fatal.
+    if (ec == boost::beast::http::error::end_of_stream || ec == boost::beast::http::error::partial_message)
         return true;
     // Transport failures: refused, reset, EOF, unreachable, name resolution.
     return ec.category() == boost::asio::error::get_system_category() ||

@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -249,6 +250,12 @@ http_transport::exchange(const http_request& req, clock_type::time_point deadlin
     auto fail = [&](error_code ec) {
         if (ec == beast::error::timeout)
             ec = make_error_code(errc::request_timeout);
+        // A reply that breaks HTTP (bad status line, framing, limits) is Consul's fault, not the
+        // network's: one typed error. EOF before or inside the reply stays a transport error.
+        if (ec.category() == make_error_code(http::error::bad_version).category() &&
+            ec != http::error::end_of_stream && ec != http::error::partial_message) {
+            ec = make_error_code(errc::bad_response);
+        }
         conn->connected = false;
         release(std::move(conn), false);
         return std::tuple{ec, http_response{}};

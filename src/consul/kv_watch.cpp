@@ -45,12 +45,16 @@ asio::awaitable<std::tuple<error_code, kv_get_result>> next_body(std::shared_ptr
         clock_type::time_point not_before = clock_type::now();
         if (w->failed_last)
             not_before += w->errors.next(colock::detail::unit_random());
-        while (!w->bucket.try_take(std::max(clock_type::now(), not_before)) || clock_type::now() < not_before) {
-            pause.expires_at(std::max(not_before, w->bucket.wait_until()));
+        // The backoff first, then one token taken at the current time (taking it at the future `not_before`
+        // charged the bucket twice and made the wait run to the next refill even with tokens left).
+        for (;;) {
+            const auto now = clock_type::now();
+            if (now >= not_before && w->bucket.try_take(now))
+                break;
+            pause.expires_at(now < not_before ? not_before : w->bucket.wait_until());
             auto [ec] = co_await pause.async_wait(use_tuple);
             if (ec)
                 co_return std::tuple{make_error_code(asio::error::operation_aborted), kv_get_result{}};
-            not_before = std::min(not_before, clock_type::now());
         }
         query_options q;
         static_cast<request_options&>(q) = w->options.request;

@@ -37,7 +37,12 @@ void launch(const std::shared_ptr<client_impl>& impl, asio::awaitable<op_result<
     auto reg = impl->register_op();
     auto user_slot = asio::get_associated_cancellation_slot(handler);
     if (user_slot.is_connected())
-        user_slot.assign([reg](asio::cancellation_type type) { reg->signal.emit(type); });
+        // co_spawn's default filter lets only terminal cancellation into the body; every operation abandons its
+        // request on any kind (as documented), so partial and total are forwarded as terminal too.
+        user_slot.assign([reg](asio::cancellation_type type) {
+            if (type != asio::cancellation_type::none)
+                reg->signal.emit(type | asio::cancellation_type::terminal);
+        });
     auto handler_ex = asio::get_associated_executor(handler, impl->executor);
     auto done = [impl, reg, user_slot, h = std::move(handler)](std::exception_ptr ep,
                                                                  op_result<Ts...> result) mutable {
