@@ -8,6 +8,7 @@
 
 #include "async_test.hpp"
 #include "fake_agent.hpp"
+#include "test_options.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -21,24 +22,12 @@ using namespace colock;
 using namespace colock::consul;
 using colock::test::fake_agent;
 using colock::test::fake_step;
+using colock::test::fake_agent_options;
 using colock::test::run_async;
 using namespace std::chrono_literals;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
-
-client_options fast_options(std::uint16_t port)
-{
-    client_options o;
-    o.host = "127.0.0.1";
-    o.port = port;
-    o.request_timeout = 500ms;
-    o.connect_timeout = 500ms;
-    o.backoff_initial = 10ms;
-    o.backoff_max = 40ms;
-    o.max_attempts = 3;
-    return o;
-}
 
 // A KV entry with the given raw JSON for Flags / Value / Session (empty: omitted) and Key.
 std::string entry(const std::string& key = "k", const std::string& flags = "0", const std::string& value = R"("dmFsdWU=")",
@@ -69,7 +58,7 @@ get_outcome get_with_reply(std::string reply, const std::string& key = "k")
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             query_options q;
             q.diag = &out.diag;
             auto [ec, r] = co_await c.kv_get(key, q, tuple_awaitable);
@@ -231,7 +220,7 @@ put_outcome acquire_with_reply(std::string reply)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto put = kv_put_options::with_acquire(session_id("adf4238a-882b-9ddc-4a9d-5b6758e4159e"), 3);
             auto [ec, ok] = co_await c.kv_put("lock/a", "holder", put, write_options{}, tuple_awaitable);
             out.ec = ec;
@@ -278,7 +267,7 @@ BOOST_AUTO_TEST_CASE(kv_list_entry_outside_the_prefix_is_bad_response)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec, r] = co_await c.kv_list("p/", query_options{}, tuple_awaitable);
             BOOST_TEST(ec == errc::bad_response, ec.message());
             BOOST_TEST(r.entries.empty());
@@ -300,7 +289,7 @@ BOOST_AUTO_TEST_CASE(session_create_bodies_without_a_valid_id_are_bad_response)
             bool ran = false;
             run_async(
                 [&](asio::io_context& ioc) -> asio::awaitable<void> {
-                    client c(ioc.get_executor(), fast_options(fake.port()));
+                    client c(ioc.get_executor(), fake_agent_options(fake.port()));
                     auto [ec, id] = co_await c.session_create(session_options{}, write_options{}, tuple_awaitable);
                     BOOST_TEST(ec == errc::bad_response, ec.message());
                     BOOST_TEST(id.empty());
@@ -329,7 +318,7 @@ BOOST_AUTO_TEST_CASE(session_renew_answered_for_another_session_or_with_a_bad_tt
             bool ran = false;
             run_async(
                 [&](asio::io_context& ioc) -> asio::awaitable<void> {
-                    client c(ioc.get_executor(), fast_options(fake.port()));
+                    client c(ioc.get_executor(), fake_agent_options(fake.port()));
                     auto [ec, e] = co_await c.session_renew(session_id("adf4238a-882b-9ddc-4a9d-5b6758e4159e"),
                                                             write_options{}, tuple_awaitable);
                     BOOST_TEST(ec == errc::bad_response, ec.message());
@@ -359,7 +348,7 @@ BOOST_AUTO_TEST_CASE(txn_200_with_errors_or_409_without_errors_is_bad_response)
             bool ran = false;
             run_async(
                 [&](asio::io_context& ioc) -> asio::awaitable<void> {
-                    client c(ioc.get_executor(), fast_options(fake.port()));
+                    client c(ioc.get_executor(), fake_agent_options(fake.port()));
                     std::vector<txn_op> ops;
                     ops.push_back(txn_op::set("k", "v"));
                     auto [ec, r] = co_await c.txn(ops, write_options{}, tuple_awaitable);

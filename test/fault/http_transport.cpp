@@ -8,6 +8,7 @@
 
 #include "async_test.hpp"
 #include "fake_agent.hpp"
+#include "test_options.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,6 +26,7 @@ using namespace colock;
 using namespace colock::consul;
 using colock::test::fake_agent;
 using colock::test::fake_step;
+using colock::test::fake_agent_options;
 using colock::test::run_async;
 using colock::test::sleep_for;
 using namespace std::chrono_literals;
@@ -32,21 +34,6 @@ using clock_type = std::chrono::steady_clock;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
-
-client_options fast_options(std::uint16_t port)
-{
-    client_options o;
-    o.host = "127.0.0.1";
-    o.port = port;
-    o.request_timeout = 500ms;
-    o.connect_timeout = 500ms;
-    o.backoff_initial = 10ms;
-    o.backoff_max = 40ms;
-    o.max_attempts = 3;
-    o.blocking_slack = 500ms;
-    o.default_wait = 1s;
-    return o;
-}
 
 // One KV entry as Consul encodes it ("dmFsdWU=" is "value").
 std::string entry_json(const std::string& key, std::uint64_t modify_index = 5)
@@ -102,7 +89,7 @@ BOOST_AUTO_TEST_CASE(read_answered_500_no_cluster_leader_is_retried_and_succeeds
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec, r] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(!ec, ec.message());
             BOOST_TEST_REQUIRE(r.entry.has_value());
@@ -128,7 +115,7 @@ BOOST_AUTO_TEST_CASE(read_answered_429_is_retried_and_succeeds)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec, r] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(!ec, ec.message());
             BOOST_TEST(r.entry.has_value());
@@ -150,7 +137,7 @@ BOOST_AUTO_TEST_CASE(read_answered_403_is_not_retried_and_reports_the_server_tex
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             diagnostics diag;
             query_options q;
             q.diag = &diag;
@@ -178,7 +165,7 @@ BOOST_AUTO_TEST_CASE(persistent_500_gives_up_after_max_attempts_with_the_status)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port())); // max_attempts 3
+            client c(ioc.get_executor(), fake_agent_options(fake.port())); // max_attempts 3
             diagnostics diag;
             query_options q;
             q.diag = &diag;
@@ -204,7 +191,7 @@ BOOST_AUTO_TEST_CASE(reply_that_never_comes_times_out_after_request_timeout_sing
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(fake.port());
+            auto o = fake_agent_options(fake.port());
             o.max_attempts = 1;
             client c(ioc.get_executor(), o);
             const auto t0 = clock_type::now();
@@ -229,7 +216,7 @@ BOOST_AUTO_TEST_CASE(each_attempt_has_its_own_deadline_and_attempts_are_bounded)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(fake.port());
+            auto o = fake_agent_options(fake.port());
             o.max_attempts = 2;
             o.request_timeout = 300ms;
             client c(ioc.get_executor(), o);
@@ -256,7 +243,7 @@ BOOST_AUTO_TEST_CASE(slowloris_headers_hit_the_total_deadline_not_a_per_read_tim
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(fake.port());
+            auto o = fake_agent_options(fake.port());
             o.max_attempts = 1;
             o.request_timeout = 500ms;
             client c(ioc.get_executor(), o);
@@ -281,7 +268,7 @@ BOOST_AUTO_TEST_CASE(blocking_read_deadline_is_wait_plus_jitter_plus_slack_not_r
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(fake.port());
+            auto o = fake_agent_options(fake.port());
             o.max_attempts = 1;
             o.request_timeout = 3s;     // must not apply to a blocking read
             o.blocking_slack = 300ms;
@@ -310,7 +297,7 @@ BOOST_AUTO_TEST_CASE(blocking_read_longer_than_request_timeout_is_not_cut_short)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(fake.port());
+            auto o = fake_agent_options(fake.port());
             o.max_attempts = 1;
             o.request_timeout = 300ms;
             o.blocking_slack = 300ms;
@@ -336,7 +323,7 @@ BOOST_AUTO_TEST_CASE(client_cancel_abandons_a_request_in_flight_at_once)
     error_code ec1;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(fake.port());
+            auto o = fake_agent_options(fake.port());
             o.request_timeout = 3s;
             client c(ioc.get_executor(), o);
             c.kv_get("k", query_options{}, [&](error_code e, kv_get_result) {
@@ -378,7 +365,7 @@ BOOST_AUTO_TEST_CASE(reset_mid_body_on_a_get_is_retried_on_a_new_connection)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec, r] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(!ec, ec.message());
             BOOST_TEST_REQUIRE(r.entry.has_value());
@@ -404,7 +391,7 @@ BOOST_AUTO_TEST_CASE(fin_before_the_reply_on_a_get_is_retried)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec, r] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(!ec, ec.message());
             BOOST_TEST(r.entry.has_value());
@@ -426,7 +413,7 @@ BOOST_AUTO_TEST_CASE(put_whose_connection_closes_before_the_reply_is_indetermina
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             diagnostics diag;
             write_options w;
             w.diag = &diag;
@@ -453,7 +440,7 @@ BOOST_AUTO_TEST_CASE(put_reset_before_the_reply_is_indeterminate_and_sent_once)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec, ok] = co_await c.kv_put("lock/a", "v", kv_put_options::with_cas(0), write_options{}, tuple_awaitable);
             BOOST_TEST(ec == errc::indeterminate_write, ec.message());
             BOOST_TEST(!ok);
@@ -472,7 +459,7 @@ BOOST_AUTO_TEST_CASE(put_that_times_out_is_indeterminate_and_sent_once)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             const auto t0 = clock_type::now();
             auto [ec, ok] = co_await c.kv_put("lock/a", "v", kv_put_options{}, write_options{}, tuple_awaitable);
             const auto elapsed = ms_since(t0);
@@ -494,7 +481,7 @@ BOOST_AUTO_TEST_CASE(put_to_a_refused_port_is_retried_and_ends_in_a_transport_er
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(port);
+            auto o = fake_agent_options(port);
             o.max_attempts = 3;
             client c(ioc.get_executor(), o, logs.logger());
             diagnostics diag;
@@ -529,7 +516,7 @@ BOOST_AUTO_TEST_CASE(two_sequential_gets_share_one_connection)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec1, r1] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(!ec1, ec1.message());
             auto [ec2, r2] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
@@ -556,7 +543,7 @@ BOOST_AUTO_TEST_CASE(pooled_connection_closed_by_the_server_is_not_used_for_the_
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec1, r1] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(!ec1, ec1.message());
             co_await sleep_for(100ms); // let the FIN arrive while the connection sits in the pool
@@ -583,7 +570,7 @@ BOOST_AUTO_TEST_CASE(pooled_connection_closed_by_the_server_does_not_make_a_put_
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec1, r1] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(!ec1, ec1.message());
             co_await sleep_for(100ms);
@@ -609,7 +596,7 @@ BOOST_AUTO_TEST_CASE(blocking_reads_cannot_take_the_connections_reserved_for_oth
     bool first_done = false; // outside the coroutine frame: the pending handler writes to it
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(fake.port());
+            auto o = fake_agent_options(fake.port());
             o.max_connections = 2;
             o.reserved_connections = 1; // one for blocking reads, one kept for everything else
             o.max_attempts = 1;
@@ -649,7 +636,7 @@ BOOST_AUTO_TEST_CASE(content_length_shorter_than_the_body_poisons_the_connection
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec1, r1] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(!ec1, ec1.message());
             BOOST_TEST(r1.meta.index == 5u);
@@ -678,7 +665,7 @@ BOOST_AUTO_TEST_CASE(content_length_longer_than_the_body_then_close_is_an_error)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(fake.port());
+            auto o = fake_agent_options(fake.port());
             o.max_attempts = 1;
             client c(ioc.get_executor(), o);
             const auto t0 = clock_type::now();
@@ -704,7 +691,7 @@ BOOST_AUTO_TEST_CASE(truncated_body_on_a_get_is_retried)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec, r] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(!ec, ec.message());
             BOOST_TEST(r.meta.index == 6u);
@@ -725,7 +712,7 @@ BOOST_AUTO_TEST_CASE(body_larger_than_max_response_bytes_is_an_error)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(fake.port());
+            auto o = fake_agent_options(fake.port());
             o.max_response_bytes = 1024;
             client c(ioc.get_executor(), o);
             auto [ec, r] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
@@ -747,7 +734,7 @@ BOOST_AUTO_TEST_CASE(garbage_status_line_is_an_error)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec, r] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(ec.failed());
             BOOST_TEST(ec != errc::request_timeout, ec.message());
@@ -767,7 +754,7 @@ BOOST_AUTO_TEST_CASE(not_http_at_all_is_an_error)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec, r] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(ec.failed());
             BOOST_TEST(ec != errc::request_timeout, ec.message());
@@ -788,7 +775,7 @@ BOOST_AUTO_TEST_CASE(http_1_0_response_read_to_close_is_parsed_and_not_reused)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec, r] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST_REQUIRE(!ec, ec.message());
             BOOST_TEST_REQUIRE(r.entry.has_value());
@@ -838,7 +825,7 @@ BOOST_AUTO_TEST_CASE(malformed_framing_is_an_error_without_waiting_for_the_deadl
             bool ran = false;
             run_async(
                 [&](asio::io_context& ioc) -> asio::awaitable<void> {
-                    auto o = fast_options(fake.port());
+                    auto o = fake_agent_options(fake.port());
                     o.max_attempts = 1;
                     client c(ioc.get_executor(), o);
                     const auto t0 = clock_type::now();
@@ -892,7 +879,7 @@ BOOST_AUTO_TEST_CASE(unusual_but_legal_framing_gives_a_definite_outcome)
             bool ran = false;
             run_async(
                 [&](asio::io_context& ioc) -> asio::awaitable<void> {
-                    auto o = fast_options(fake.port());
+                    auto o = fake_agent_options(fake.port());
                     o.max_attempts = 1;
                     client c(ioc.get_executor(), o);
                     const auto t0 = clock_type::now();
@@ -930,7 +917,7 @@ void expect_bad_index_header(std::vector<std::pair<std::string, std::string>> he
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             diagnostics diag;
             query_options q;
             q.diag = &diag;
@@ -978,7 +965,7 @@ BOOST_AUTO_TEST_CASE(x_consul_index_of_2_pow_64_minus_1_is_accepted)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             auto [ec, r] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
             BOOST_TEST(!ec, ec.message());
             BOOST_TEST(r.meta.index == 18446744073709551615ull);

@@ -7,6 +7,7 @@
 
 #include "async_test.hpp"
 #include "fake_agent.hpp"
+#include "test_options.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -23,6 +24,7 @@ using namespace colock;
 using namespace colock::consul;
 using colock::test::fake_agent;
 using colock::test::fake_step;
+using colock::test::fake_agent_options; // with max_attempts 1 here: every failure reaches the watch
 using colock::test::run_async;
 using colock::test::sleep_for;
 using namespace std::chrono_literals;
@@ -30,21 +32,6 @@ using clock_type = std::chrono::steady_clock;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
-
-client_options fast_options(std::uint16_t port)
-{
-    client_options o;
-    o.host = "127.0.0.1";
-    o.port = port;
-    o.request_timeout = 500ms;
-    o.connect_timeout = 500ms;
-    o.backoff_initial = 10ms;
-    o.backoff_max = 40ms;
-    o.max_attempts = 1; // every failure reaches the watch
-    o.blocking_slack = 500ms;
-    o.default_wait = 1s;
-    return o;
-}
 
 std::string entry_reply(std::uint64_t index, const std::string& key = "k")
 {
@@ -84,7 +71,7 @@ BOOST_AUTO_TEST_CASE(first_request_is_a_plain_read_then_index_and_wait_are_sent)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
             kv_watch_options wo;
             wo.wait = 1500ms;
             kv_watch w(c, "k", wo);
@@ -117,7 +104,7 @@ BOOST_AUTO_TEST_CASE(consistent_watch_sends_consistent_on_every_request)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
             kv_watch_options wo;
             wo.wait = 2s;
             wo.consistency = consistency_mode::consistent;
@@ -151,7 +138,7 @@ BOOST_AUTO_TEST_CASE(same_index_at_once_forever_is_held_to_the_token_bucket_rate
     kv_get_result r2;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
             kv_watch_options wo;
             wo.wait = 1s;
             wo.burst = 4;
@@ -199,7 +186,7 @@ BOOST_AUTO_TEST_CASE(index_going_backwards_is_delivered_and_the_next_request_car
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
             kv_watch_options wo;
             wo.wait = 1s;
             kv_watch w(c, "k", wo);
@@ -236,7 +223,7 @@ BOOST_AUTO_TEST_CASE(errors_are_delivered_and_the_next_request_waits_for_the_bac
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
             kv_watch_options wo;
             wo.wait = 1s;
             wo.burst = 100; // the bucket never binds here: only the backoff spaces the requests
@@ -295,7 +282,7 @@ BOOST_AUTO_TEST_CASE(after_an_error_only_the_backoff_delays_the_next_request_whe
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
             kv_watch_options wo;
             wo.wait = 1s;
             wo.burst = 4;       // tokens are left after two queries...
@@ -334,7 +321,7 @@ void cancel_in_flight(asio::cancellation_type type)
     error_code ec2;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
             kv_watch_options wo;
             wo.wait = 2s; // deadline of the blocking query: far beyond the cancellation
             kv_watch w(c, "k", wo);

@@ -7,6 +7,7 @@
 
 #include "async_test.hpp"
 #include "fake_agent.hpp"
+#include "test_options.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -24,6 +25,7 @@ using namespace colock;
 using namespace colock::consul;
 using colock::test::fake_agent;
 using colock::test::fake_step;
+using colock::test::fake_agent_options;
 using colock::test::recorded_request;
 using colock::test::run_async;
 using colock::test::sleep_for;
@@ -35,19 +37,6 @@ namespace {
 
 const std::string id1 = "adf4238a-882b-9ddc-4a9d-5b6758e4159e";
 const std::string id2 = "0b6a3d1e-1f11-4c2b-9a57-2c1d2e3f4a5b";
-
-client_options fast_options(std::uint16_t port)
-{
-    client_options o;
-    o.host = "127.0.0.1";
-    o.port = port;
-    o.request_timeout = 500ms;
-    o.connect_timeout = 500ms;
-    o.backoff_initial = 10ms;
-    o.backoff_max = 40ms;
-    o.max_attempts = 3;
-    return o;
-}
 
 session_options one_second_session()
 {
@@ -104,7 +93,7 @@ BOOST_AUTO_TEST_CASE(renew_reply_with_a_larger_ttl_is_adopted)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             session s(c, one_second_session());
             auto [ec, id] = co_await s.start(tuple_awaitable);
             BOOST_TEST_REQUIRE(!ec, ec.message());
@@ -141,7 +130,7 @@ BOOST_AUTO_TEST_CASE(renew_404_is_loss_at_once_without_a_destroy)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             session s(c, one_second_session());
             auto [ec, id] = co_await s.start(tuple_awaitable);
             BOOST_TEST_REQUIRE(!ec, ec.message());
@@ -178,7 +167,7 @@ void expired_while_renewals_hang(fake_step hang, bool renewals_recorded)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(fake.port());
+            auto o = fake_agent_options(fake.port());
             o.max_attempts = 1; // keeps the background destroy after the loss short
             client c(ioc.get_executor(), o);
             session s(c, one_second_session());
@@ -230,7 +219,7 @@ BOOST_AUTO_TEST_CASE(a_failed_renewal_is_retried_before_the_deadline)
     bool lost = false; // outside the coroutine: the lost() handler runs when the session is destroyed
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fast_options(fake.port());
+            auto o = fake_agent_options(fake.port());
             o.max_attempts = 1; // the session's own retry, not the transport's
             client c(ioc.get_executor(), o);
             session s(c, one_second_session());
@@ -262,7 +251,7 @@ BOOST_AUTO_TEST_CASE(deadline_after_a_slow_renewal_counts_from_its_send_time)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             session s(c, one_second_session());
             auto [ec, id] = co_await s.start(tuple_awaitable);
             BOOST_TEST_REQUIRE(!ec, ec.message());
@@ -296,7 +285,7 @@ BOOST_AUTO_TEST_CASE(concurrent_starts_share_one_creation)
     std::vector<std::string> ids;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             session s(c, one_second_session());
             for (int i = 0; i < 3; ++i)
                 s.start([&](error_code ec, session_id id) {
@@ -329,7 +318,7 @@ BOOST_AUTO_TEST_CASE(a_cancelled_start_lets_the_creation_finish_for_the_next_cal
     error_code first_ec;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             session s(c, one_second_session());
             s.start(asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, session_id) {
                 first_ec = ec;
@@ -364,7 +353,7 @@ BOOST_AUTO_TEST_CASE(after_a_loss_start_creates_a_new_session)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             session s(c, one_second_session());
             auto [ec1, first] = co_await s.start(tuple_awaitable);
             BOOST_TEST_REQUIRE(!ec1, ec1.message());
@@ -403,7 +392,7 @@ BOOST_AUTO_TEST_CASE(create_answered_500_serf_health_critical_is_retried)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             session s(c, one_second_session());
             auto [ec, id] = co_await s.start(tuple_awaitable);
             BOOST_TEST_REQUIRE(!ec, ec.message());
@@ -431,7 +420,7 @@ BOOST_AUTO_TEST_CASE(create_answered_403_is_not_retried)
     bool ran = false;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             session s(c, one_second_session());
             auto [ec, id] = co_await s.start(tuple_awaitable);
             BOOST_TEST(ec == make_http_error(403), ec.message());
@@ -455,7 +444,7 @@ BOOST_AUTO_TEST_CASE(close_destroys_the_session_and_ends_lost_waiters_with_not_h
     error_code lost_ec;
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fast_options(fake.port()));
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
             session s(c, one_second_session());
             auto [ec, id] = co_await s.start(tuple_awaitable);
             BOOST_TEST_REQUIRE(!ec, ec.message());

@@ -5,6 +5,7 @@
 
 #include "async_test.hpp"
 #include "consul_agent.hpp"
+#include "test_options.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -21,6 +22,7 @@ using namespace colock;
 using namespace colock::consul;
 using colock::test::consul_agent;
 using colock::test::consul_agent_fixture;
+using colock::test::real_agent_options;
 using colock::test::run_async;
 using colock::test::sleep_for;
 using namespace std::chrono_literals;
@@ -29,14 +31,6 @@ constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 BOOST_TEST_GLOBAL_FIXTURE(consul_agent_fixture);
 
 namespace {
-
-client_options agent_options()
-{
-    client_options o;
-    o.host = consul_agent::instance().host();
-    o.port = consul_agent::instance().http_port();
-    return o;
-}
 
 session_options test_session(std::string name)
 {
@@ -56,7 +50,7 @@ BOOST_AUTO_TEST_CASE(kv_put_then_get_round_trips_binary_value_and_uint64_flags)
 {
     const auto prefix = consul_agent::instance().unique_prefix("kv_round_trip");
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         const std::string value("bin\0ary\xff", 8);
         const std::uint64_t flags = 16210313421097356768ull; // above INT64_MAX
         bool ok = co_await c.kv_put(prefix + "k", value, kv_put_options(flags));
@@ -76,7 +70,7 @@ BOOST_AUTO_TEST_CASE(kv_get_of_missing_key_has_no_entry_and_an_index)
 {
     const auto prefix = consul_agent::instance().unique_prefix("kv_missing");
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         auto r = co_await c.kv_get(prefix + "absent");
         BOOST_TEST(!r.entry.has_value());
         BOOST_TEST(r.meta.index > 0u);
@@ -87,7 +81,7 @@ BOOST_AUTO_TEST_CASE(kv_list_and_keys_stay_inside_the_prefix)
 {
     const auto prefix = consul_agent::instance().unique_prefix("kv_list");
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         (void)co_await c.kv_put(prefix + "p/a", "1");
         (void)co_await c.kv_put(prefix + "p/b/c", "2");
         (void)co_await c.kv_put(prefix + "p2/x", "sibling");
@@ -109,7 +103,7 @@ BOOST_AUTO_TEST_CASE(kv_cas_put_and_delete_follow_modify_index)
 {
     const auto prefix = consul_agent::instance().unique_prefix("kv_cas");
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         const auto key = prefix + "k";
         BOOST_TEST(co_await c.kv_put(key, "v1", kv_put_options::with_cas(0)));  // create only
         BOOST_TEST(!co_await c.kv_put(key, "v2", kv_put_options::with_cas(0))); // exists now
@@ -132,7 +126,7 @@ BOOST_AUTO_TEST_CASE(kv_acquire_and_release_set_and_clear_the_session)
 {
     const auto prefix = consul_agent::instance().unique_prefix("kv_acquire");
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         auto a = co_await c.session_create(test_session("colock-test-acquire-a"));
         auto b = co_await c.session_create(test_session("colock-test-acquire-b"));
         const auto key = prefix + "lock";
@@ -156,7 +150,7 @@ BOOST_AUTO_TEST_CASE(txn_lock_returns_the_modify_index_and_rolls_back_when_held)
 {
     const auto prefix = consul_agent::instance().unique_prefix("txn");
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         auto a = co_await c.session_create(test_session("colock-test-txn-a"));
         auto b = co_await c.session_create(test_session("colock-test-txn-b"));
         const auto key = prefix + "lock";
@@ -209,7 +203,7 @@ BOOST_AUTO_TEST_CASE(txn_lock_returns_the_modify_index_and_rolls_back_when_held)
 BOOST_AUTO_TEST_CASE(txn_with_more_than_64_operations_is_refused_before_io)
 {
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         std::vector<txn_op> ops(65, txn_op::get("k"));
         auto [ec, r] = co_await c.txn(ops, {}, tuple_awaitable);
         BOOST_TEST(ec == errc::too_many_operations);
@@ -219,7 +213,7 @@ BOOST_AUTO_TEST_CASE(txn_with_more_than_64_operations_is_refused_before_io)
 BOOST_AUTO_TEST_CASE(session_create_info_renew_list_destroy)
 {
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         auto opts = test_session("colock-test-session-ops");
         opts.behavior = session_behavior::delete_keys;
         auto id = co_await c.session_create(opts);
@@ -249,7 +243,7 @@ BOOST_AUTO_TEST_CASE(session_create_info_renew_list_destroy)
 BOOST_AUTO_TEST_CASE(session_with_default_lock_delay_and_checks_gets_consul_defaults)
 {
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         session_options opts;
         opts.name = "colock-test-defaults";
         auto id = co_await c.session_create(opts);
@@ -264,7 +258,7 @@ BOOST_AUTO_TEST_CASE(session_with_default_lock_delay_and_checks_gets_consul_defa
 BOOST_AUTO_TEST_CASE(status_leader_names_the_agent)
 {
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         auto leader = co_await c.status_leader();
         BOOST_TEST(leader.find("127.0.0.1:") == 0u);
     });
@@ -275,7 +269,7 @@ BOOST_AUTO_TEST_CASE(blocking_get_wakes_on_a_change_and_not_before)
     const auto prefix = consul_agent::instance().unique_prefix("blocking");
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
         using namespace asio::experimental::awaitable_operators;
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         const auto key = prefix + "k";
         (void)co_await c.kv_put(key, "v1");
         auto first = co_await c.kv_get(key);
@@ -313,7 +307,7 @@ BOOST_AUTO_TEST_CASE(kv_watch_delivers_the_current_state_then_each_change)
 {
     const auto prefix = consul_agent::instance().unique_prefix("watch");
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         const auto key = prefix + "k";
         kv_watch w(c, key, {.wait = 5s});
         auto initial = co_await w.next();
@@ -340,7 +334,7 @@ BOOST_AUTO_TEST_CASE(kv_watch_delivers_the_current_state_then_each_change)
 BOOST_AUTO_TEST_CASE(invalid_arguments_fail_without_io_and_never_inline)
 {
     asio::io_context ioc;
-    client c(ioc.get_executor(), agent_options());
+    client c(ioc.get_executor(), real_agent_options());
     int completed = 0;
     error_code e1, e2, e3;
     c.kv_get("", {}, [&](error_code ec, kv_get_result) { e1 = ec; ++completed; });
@@ -360,7 +354,7 @@ BOOST_AUTO_TEST_CASE(operations_work_with_callbacks_futures_and_as_tuple)
 {
     const auto prefix = consul_agent::instance().unique_prefix("tokens");
     asio::io_context ioc;
-    client c(ioc.get_executor(), agent_options());
+    client c(ioc.get_executor(), real_agent_options());
 
     // A callback.
     error_code put_ec;
@@ -405,7 +399,7 @@ BOOST_AUTO_TEST_CASE(cancelling_a_blocking_get_completes_promptly_with_operation
 {
     const auto prefix = consul_agent::instance().unique_prefix("cancel");
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         const auto key = prefix + "k";
         (void)co_await c.kv_put(key, "v");
         auto first = co_await c.kv_get(key);
@@ -441,7 +435,7 @@ BOOST_AUTO_TEST_CASE(cancelling_a_blocking_get_completes_promptly_with_operation
 BOOST_AUTO_TEST_CASE(diagnostics_carry_consuls_text_on_http_errors)
 {
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         diagnostics diag;
         write_options wo;
         wo.diag = &diag;
@@ -463,7 +457,7 @@ BOOST_AUTO_TEST_CASE(log_lines_name_sessions_and_keys_but_never_the_token)
     log.min_level = colock::logger::level::debug;
     log.sink = [&](colock::logger::level, std::string_view line) { lines.emplace_back(line); };
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        auto o = agent_options();
+        auto o = real_agent_options();
         o.token = "s3cr3t-t0k3n-value"; // the dev agent has no ACLs: it accepts and ignores it
         client c(ioc.get_executor(), o, log);
         auto id = co_await c.session_create(test_session("colock-test-logging"));

@@ -6,6 +6,7 @@
 
 #include "async_test.hpp"
 #include "consul_agent.hpp"
+#include "test_options.hpp"
 #include "tcp_proxy.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -16,6 +17,7 @@ using namespace colock;
 using namespace colock::consul;
 using colock::test::consul_agent;
 using colock::test::consul_agent_fixture;
+using colock::test::real_agent_options;
 using colock::test::run_async;
 using colock::test::sleep_for;
 using namespace std::chrono_literals;
@@ -25,15 +27,6 @@ constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 BOOST_TEST_GLOBAL_FIXTURE(consul_agent_fixture);
 
 namespace {
-
-client_options agent_options(std::uint16_t port = 0)
-{
-    client_options o;
-    o.host = consul_agent::instance().host();
-    o.port = port ? port : consul_agent::instance().http_port();
-    o.request_timeout = 2s;
-    return o;
-}
 
 session_options one_second_session(std::string name)
 {
@@ -59,7 +52,7 @@ BOOST_AUTO_TEST_CASE(renewal_keeps_a_one_second_session_alive_past_twice_its_ttl
 {
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
         using namespace asio::experimental::awaitable_operators;
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         session s(c, one_second_session("colock-test-renewal"));
         auto id = co_await s.start();
         BOOST_TEST(s.is_live());
@@ -79,7 +72,7 @@ BOOST_AUTO_TEST_CASE(renewal_keeps_a_one_second_session_alive_past_twice_its_ttl
 BOOST_AUTO_TEST_CASE(operator_destroy_is_reported_as_invalidated_within_half_a_ttl)
 {
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         session s(c, one_second_session("colock-test-operator-destroy"));
         auto id = co_await s.start();
         auto reply = consul_agent::instance().request("PUT", "/v1/session/destroy/" + id.str());
@@ -102,7 +95,7 @@ BOOST_AUTO_TEST_CASE(silent_network_loss_is_reported_before_the_ttl_and_consul_e
 {
     colock::test::tcp_proxy proxy(consul_agent::instance().host(), consul_agent::instance().http_port());
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options(proxy.port()));
+        client c(ioc.get_executor(), real_agent_options(proxy.port()));
         session s(c, one_second_session("colock-test-blackhole"));
         auto id = co_await s.start();
         co_await sleep_for(600ms); // at least one renewal went through the proxy
@@ -134,7 +127,7 @@ BOOST_AUTO_TEST_CASE(concurrent_starts_share_one_creation)
 {
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
         using namespace asio::experimental::awaitable_operators;
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         session s(c, one_second_session("colock-test-shared-create"));
         auto [a, b] = co_await (s.start(asio::use_awaitable) && s.start(asio::use_awaitable));
         BOOST_TEST(a == b);
@@ -148,7 +141,7 @@ BOOST_AUTO_TEST_CASE(concurrent_starts_share_one_creation)
 BOOST_AUTO_TEST_CASE(client_shared_session_is_one_session_destroyed_with_the_client)
 {
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client_options o = agent_options();
+        client_options o = real_agent_options();
         o.shared_session = one_second_session("colock-test-client-shared");
         {
             client c(ioc.get_executor(), o);
@@ -172,7 +165,7 @@ BOOST_AUTO_TEST_CASE(client_shared_session_is_one_session_destroyed_with_the_cli
 BOOST_AUTO_TEST_CASE(lost_without_a_live_session_completes_at_once_with_not_held)
 {
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
-        client c(ioc.get_executor(), agent_options());
+        client c(ioc.get_executor(), real_agent_options());
         session s(c, one_second_session("colock-test-not-started"));
         auto [ec] = co_await s.lost(tuple_awaitable);
         BOOST_TEST(ec == errc::not_held);
