@@ -153,85 +153,73 @@ awaitable<std::tuple<error_code, http_response>> exchange(const std::shared_ptr<
 
 namespace detail {
 
+// Note for every coroutine here: GCC 12 miscompiles prvalues of classes without user-provided
+// constructors (aggregates, lambdas) inside a co_await expression. Name them first.
+
+// A read: send, accept 200 (and 404 when `absent_is_empty`: a missing key or prefix), take the
+// X-Consul-* metadata, then let `decode(body, result)` fill the result of a 200.
+template <class Result, class Decode>
+awaitable<op_result<Result>> run_read(std::shared_ptr<detail::client_impl> impl, http_request req, query_options o,
+                                      bool absent_is_empty, Decode decode)
+{
+    Result out;
+    if (auto ec = apply_query(req, o, impl->options))
+        co_return op_result<Result>{ec, Result{}};
+    auto [ec, resp] = co_await exchange(impl, req, o.diag);
+    if (ec)
+        co_return op_result<Result>{ec, Result{}};
+    const bool absent = absent_is_empty && resp.status == 404;
+    if (!absent) {
+        if (auto sec = check_status(*impl, req, resp, o.diag))
+            co_return op_result<Result>{sec, Result{}};
+    }
+    if (read_meta(resp, out.meta) || (!absent && !decode(resp.body, out)))
+        co_return op_result<Result>{decode_failed(*impl, req, resp, o.diag), Result{}};
+    co_return op_result<Result>{error_code{}, std::move(out)};
+}
+
 awaitable<op_result<kv_get_result>> kv_get_body(std::shared_ptr<detail::client_impl> impl, std::string key,
                                                 query_options o)
 {
-    kv_get_result out;
     if (!valid_key(key))
-        co_return op_result<kv_get_result>{invalid(o.diag, "invalid key"), out};
+        co_return op_result<kv_get_result>{invalid(o.diag, "invalid key"), kv_get_result{}};
     auto req = make_request("GET", kv_target(key), "kv get '" + key + "'");
-    if (auto ec = apply_query(req, o, impl->options))
-        co_return op_result<kv_get_result>{ec, out};
-    auto [ec, resp] = co_await exchange(impl, req, o.diag);
-    if (ec)
-        co_return op_result<kv_get_result>{ec, out};
-    if (resp.status != 404) {
-        if (auto sec = check_status(*impl, req, resp, o.diag))
-            co_return op_result<kv_get_result>{sec, out};
-    }
-    if (read_meta(resp, out.meta))
-        co_return op_result<kv_get_result>{decode_failed(*impl, req, resp, o.diag), kv_get_result{}};
-    if (resp.status == 404)
-        co_return op_result<kv_get_result>{error_code{}, std::move(out)};
-    std::vector<kv_entry> entries;
-    if (detail::decode_kv_entries(resp.body, entries) || entries.size() != 1 || entries[0].key != key)
-        co_return op_result<kv_get_result>{decode_failed(*impl, req, resp, o.diag), kv_get_result{}};
-    out.entry = std::move(entries[0]);
-    co_return op_result<kv_get_result>{error_code{}, std::move(out)};
+    auto decode = [key](std::string_view body, kv_get_result& out) {
+        std::vector<kv_entry> entries;
+        if (detail::decode_kv_entries(body, entries) || entries.size() != 1 || entries[0].key != key)
+            return false;
+        out.entry = std::move(entries[0]);
+        return true;
+    };
+    co_return co_await run_read<kv_get_result>(impl, std::move(req), std::move(o), true, std::move(decode));
 }
 
 awaitable<op_result<kv_list_result>> kv_list_body(std::shared_ptr<detail::client_impl> impl, std::string prefix,
                                                   query_options o)
 {
-    kv_list_result out;
     if (!valid_key(prefix, true))
-        co_return op_result<kv_list_result>{invalid(o.diag, "invalid prefix"), out};
+        co_return op_result<kv_list_result>{invalid(o.diag, "invalid prefix"), kv_list_result{}};
     auto req = make_request("GET", kv_target(prefix), "kv list '" + prefix + "'");
     add_param(req.target, "recurse");
-    if (auto ec = apply_query(req, o, impl->options))
-        co_return op_result<kv_list_result>{ec, out};
-    auto [ec, resp] = co_await exchange(impl, req, o.diag);
-    if (ec)
-        co_return op_result<kv_list_result>{ec, out};
-    if (resp.status != 404) {
-        if (auto sec = check_status(*impl, req, resp, o.diag))
-            co_return op_result<kv_list_result>{sec, out};
-    }
-    if (read_meta(resp, out.meta))
-        co_return op_result<kv_list_result>{decode_failed(*impl, req, resp, o.diag), kv_list_result{}};
-    if (resp.status == 200) {
-        if (detail::decode_kv_entries(resp.body, out.entries) ||
-            std::any_of(out.entries.begin(), out.entries.end(),
-                        [&](const kv_entry& e) { return !e.key.starts_with(prefix); }))
-            co_return op_result<kv_list_result>{decode_failed(*impl, req, resp, o.diag), kv_list_result{}};
-    }
-    co_return op_result<kv_list_result>{error_code{}, std::move(out)};
+    auto decode = [prefix](std::string_view body, kv_list_result& out) {
+        return !detail::decode_kv_entries(body, out.entries) &&
+               std::all_of(out.entries.begin(), out.entries.end(),
+                           [&](const kv_entry& e) { return e.key.starts_with(prefix); });
+    };
+    co_return co_await run_read<kv_list_result>(impl, std::move(req), std::move(o), true, std::move(decode));
 }
 
 awaitable<op_result<kv_keys_result>> kv_keys_body(std::shared_ptr<detail::client_impl> impl, std::string prefix,
                                                   std::string separator, query_options o)
 {
-    kv_keys_result out;
     if (!valid_key(prefix, true))
-        co_return op_result<kv_keys_result>{invalid(o.diag, "invalid prefix"), out};
+        co_return op_result<kv_keys_result>{invalid(o.diag, "invalid prefix"), kv_keys_result{}};
     auto req = make_request("GET", kv_target(prefix), "kv keys '" + prefix + "'");
     add_param(req.target, "keys");
     if (!separator.empty())
         add_param(req.target, "separator", separator);
-    if (auto ec = apply_query(req, o, impl->options))
-        co_return op_result<kv_keys_result>{ec, out};
-    auto [ec, resp] = co_await exchange(impl, req, o.diag);
-    if (ec)
-        co_return op_result<kv_keys_result>{ec, out};
-    if (resp.status != 404) {
-        if (auto sec = check_status(*impl, req, resp, o.diag))
-            co_return op_result<kv_keys_result>{sec, out};
-    }
-    if (read_meta(resp, out.meta))
-        co_return op_result<kv_keys_result>{decode_failed(*impl, req, resp, o.diag), kv_keys_result{}};
-    if (resp.status == 200 && detail::decode_keys(resp.body, out.keys))
-        co_return op_result<kv_keys_result>{decode_failed(*impl, req, resp, o.diag), kv_keys_result{}};
-    co_return op_result<kv_keys_result>{error_code{}, std::move(out)};
+    auto decode = [](std::string_view body, kv_keys_result& out) { return !detail::decode_keys(body, out.keys); };
+    co_return co_await run_read<kv_keys_result>(impl, std::move(req), std::move(o), true, std::move(decode));
 }
 
 // Writes answering a bare true/false.
@@ -414,18 +402,11 @@ awaitable<op_result<bool>> session_destroy_body(std::shared_ptr<detail::client_i
 awaitable<op_result<session_list_result>> session_read(std::shared_ptr<detail::client_impl> impl,
                                                        std::string target, std::string what, query_options o)
 {
-    session_list_result out;
     auto req = make_request("GET", std::move(target), std::move(what));
-    if (auto ec = apply_query(req, o, impl->options))
-        co_return op_result<session_list_result>{ec, out};
-    auto [ec, resp] = co_await exchange(impl, req, o.diag);
-    if (ec)
-        co_return op_result<session_list_result>{ec, out};
-    if (auto sec = check_status(*impl, req, resp, o.diag))
-        co_return op_result<session_list_result>{sec, out};
-    if (read_meta(resp, out.meta) || detail::decode_session_entries(resp.body, out.sessions))
-        co_return op_result<session_list_result>{decode_failed(*impl, req, resp, o.diag), session_list_result{}};
-    co_return op_result<session_list_result>{error_code{}, std::move(out)};
+    auto decode = [](std::string_view body, session_list_result& out) {
+        return !detail::decode_session_entries(body, out.sessions);
+    };
+    co_return co_await run_read<session_list_result>(impl, std::move(req), std::move(o), false, std::move(decode));
 }
 
 awaitable<op_result<session_info_result>> session_info_body(std::shared_ptr<detail::client_impl> impl,
