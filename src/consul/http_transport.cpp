@@ -64,14 +64,10 @@ public:
             tls_setup_error_ = make_tls_context();
     }
 
-    ~http_transport()
-    {
-        for (auto* w : waiters_)
-            w->timer.cancel();
-    }
-
+    // One attempt: a pool slot (waiting at most `budget`), then connect, send and read the reply
+    // within `budget` counted from when the slot was obtained.
     asio::awaitable<std::tuple<error_code, http_response>> exchange(const http_request& req,
-                                                                     clock_type::time_point deadline, bool blocking,
+                                                                     std::chrono::milliseconds budget, bool blocking,
                                                                      bool& maybe_sent);
 
     void close_idle()
@@ -100,6 +96,19 @@ private:
     asio::awaitable<std::tuple<error_code, std::unique_ptr<connection>>> acquire(bool blocking,
                                                                                 clock_type::time_point deadline);
     void release(std::unique_ptr<connection> c, bool reusable);
+    asio::awaitable<std::tuple<error_code, std::vector<tcp::endpoint>>> resolve(clock_type::time_point deadline);
+
+    // Gives a connection back to the pool (closed) on every path that does not hand it back
+    // explicitly, including a coroutine frame destroyed while suspended.
+    struct lease {
+        http_transport& pool;
+        std::unique_ptr<connection> conn;
+        ~lease()
+        {
+            if (conn)
+                pool.release(std::move(conn), false);
+        }
+    };
     void wake_waiters()
     {
         for (auto* w : waiters_) {
@@ -148,8 +157,12 @@ http_transport::acquire(bool blocking, clock_type::time_point deadline)
         waiter w(ex_);
         w.timer.expires_at(deadline);
         waiters_.push_back(&w);
+        struct unlink { // also when the frame is destroyed while suspended here
+            std::list<waiter*>& list;
+            waiter* self;
+            ~unlink() { list.remove(self); }
+        } guard{waiters_, &w};
         auto [ec] = co_await w.timer.async_wait(use_tuple);
-        waiters_.remove(&w);
         auto cs = co_await asio::this_coro::cancellation_state;
         if (cs.cancelled() != asio::cancellation_type::none)
             co_return std::tuple{make_error_code(asio::error::operation_aborted), nullptr};
@@ -234,18 +247,20 @@ asio::awaitable<error_code> http_transport::tls_handshake(connection& c)
 }
 
 asio::awaitable<std::tuple<error_code, http_response>>
-http_transport::exchange(const http_request& req, clock_type::time_point deadline, bool blocking, bool& maybe_sent)
+http_transport::exchange(const http_request& req, std::chrono::milliseconds budget, bool blocking, bool& maybe_sent)
 {
     maybe_sent = false;
     http_response resp;
-    auto acquired = co_await acquire(blocking, deadline);
+    auto acquired = co_await acquire(blocking, clock_type::now() + budget);
     if (std::get<0>(acquired))
         co_return std::tuple{std::get<0>(acquired), std::move(resp)};
-    std::unique_ptr<connection> conn = std::move(std::get<1>(acquired));
-    if (!tls_setup_error_.empty()) {
-        release(std::move(conn), false);
+    lease held{*this, std::move(std::get<1>(acquired))};
+    auto& conn = held.conn;
+    // The I/O deadline starts now: time spent waiting for a slot is not taken from a blocking
+    // query's wait + wait/16 + slack.
+    const auto deadline = clock_type::now() + budget;
+    if (!tls_setup_error_.empty())
         co_return std::tuple{make_error_code(errc::invalid_config), std::move(resp)};
-    }
 
     auto fail = [&](error_code ec) {
         if (ec == beast::error::timeout)
@@ -263,19 +278,9 @@ http_transport::exchange(const http_request& req, clock_type::time_point deadlin
 
     if (!conn->connected) {
         const auto connect_deadline = std::min(deadline, clock_type::now() + opts_.connect_timeout);
-        error_code ec;
-        auto address = asio::ip::make_address(opts_.host, ec);
-        std::vector<tcp::endpoint> endpoints;
-        if (!ec) {
-            endpoints.emplace_back(address, opts_.port);
-        } else {
-            tcp::resolver resolver(ex_);
-            auto [rec, results] = co_await resolver.async_resolve(opts_.host, std::to_string(opts_.port), use_tuple);
-            if (rec)
-                co_return fail(rec);
-            for (const auto& r : results)
-                endpoints.push_back(r.endpoint());
-        }
+        auto [rec, endpoints] = co_await resolve(connect_deadline);
+        if (rec)
+            co_return fail(rec);
         conn->tcp().expires_at(connect_deadline);
         auto [cec, ep] = co_await conn->tcp().async_connect(endpoints, use_tuple);
         if (cec)
@@ -308,9 +313,11 @@ http_transport::exchange(const http_request& req, clock_type::time_point deadlin
     conn->tcp().expires_at(deadline);
     auto [wec, wn] = conn->tls ? co_await http::async_write(*conn->tls, request, use_tuple)
                                : co_await http::async_write(*conn->plain, request, use_tuple);
+    // Any byte handed to the socket may reach the server; Beast can even report a timeout for a
+    // write that completed. Only a write that sent nothing is known not to have been applied.
+    maybe_sent = wn > 0 || !wec;
     if (wec)
-        co_return fail(wec); // an incomplete request is never processed by the server
-    maybe_sent = true;
+        co_return fail(wec);
 
     http::response_parser<http::string_body> parser;
     parser.body_limit(opts_.max_response_bytes);
@@ -335,8 +342,51 @@ http_transport::exchange(const http_request& req, clock_type::time_point deadlin
     }
     const bool reusable = msg.keep_alive() && parser.is_done() && conn->buffer.size() == 0;
     conn->tcp().expires_never();
-    release(std::move(conn), reusable);
+    release(std::move(conn), reusable); // the lease is empty now
     co_return std::tuple{error_code{}, std::move(resp)};
+}
+
+// Name resolution with a deadline. Asio's resolver can neither time out nor be cancelled, so the
+// lookup runs on its own and this waits on a timer: at the deadline, or on cancellation, the
+// request goes on without it (the lookup finishes in the background, owning its state).
+asio::awaitable<std::tuple<error_code, std::vector<tcp::endpoint>>> http_transport::resolve(clock_type::time_point deadline)
+{
+    std::vector<tcp::endpoint> endpoints;
+    error_code ec;
+    auto address = asio::ip::make_address(opts_.host, ec);
+    if (!ec) {
+        endpoints.emplace_back(address, opts_.port);
+        co_return std::tuple{error_code{}, std::move(endpoints)};
+    }
+    struct lookup {
+        explicit lookup(const asio::any_io_executor& ex) : resolver(ex), done(ex, clock_type::time_point::max()) {}
+        tcp::resolver resolver;
+        asio::steady_timer done; // cancelled when the lookup completes
+        error_code ec;
+        std::vector<tcp::endpoint> results;
+        bool finished = false;
+    };
+    auto state = std::make_shared<lookup>(ex_);
+    state->resolver.async_resolve(opts_.host, std::to_string(opts_.port),
+                                  [state](error_code rec, const tcp::resolver::results_type& results) {
+                                      state->ec = rec;
+                                      for (const auto& r : results)
+                                          state->results.push_back(r.endpoint());
+                                      state->finished = true;
+                                      state->done.cancel();
+                                  });
+    while (!state->finished) {
+        state->done.expires_at(deadline);
+        co_await state->done.async_wait(use_tuple);
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none)
+            co_return std::tuple{make_error_code(asio::error::operation_aborted), std::move(endpoints)};
+        if (!state->finished && clock_type::now() >= deadline)
+            co_return std::tuple{make_error_code(errc::request_timeout), std::move(endpoints)};
+    }
+    if (state->ec)
+        co_return std::tuple{state->ec, std::move(endpoints)};
+    co_return std::tuple{error_code{}, std::move(state->results)};
 }
 
 // ------------------------------------------------------------------------------------------ client_impl
@@ -357,7 +407,7 @@ asio::awaitable<std::tuple<error_code, http_response>> client_impl::send(http_re
     const bool blocking = req.blocking;
     for (unsigned attempt = 1;; ++attempt) {
         bool maybe_sent = false;
-        auto [ec, resp] = co_await transport->exchange(req, clock_type::now() + per_attempt, blocking, maybe_sent);
+        auto [ec, resp] = co_await transport->exchange(req, per_attempt, blocking, maybe_sent);
         auto cs = co_await asio::this_coro::cancellation_state;
         if (cs.cancelled() != asio::cancellation_type::none || ec == asio::error::operation_aborted)
             co_return std::tuple{make_error_code(asio::error::operation_aborted), http_response{}};

@@ -2,10 +2,13 @@
 #define COLOCK_SRC_CONSUL_OP_HPP
 
 // Runs the body of an operation as a coroutine and delivers its result to a type-erased handler.
-// Every operation goes through launch(), which gives it three properties:
-// - it never completes inline: co_spawn starts the coroutine through a post;
+// Every operation goes through launch(), which gives it these properties:
+// - it never completes inline: co_spawn may run the body at once, up to its first suspension, but
+//   it always posts the completion;
 // - the caller's per-operation cancellation reaches the coroutine (and the I/O inside it);
-// - client::cancel() reaches it too (every pending operation is registered with the client).
+// - client::cancel() reaches it too (every pending operation is registered with the client);
+// - cancellation never throws inside the body (throw_if_cancelled is off): bodies check the
+//   cancellation state and report operation_aborted through their error code.
 
 #include "consul/client_impl.hpp"
 
@@ -31,6 +34,22 @@ template <class... Ts>
 using op_result = std::tuple<error_code, Ts...>;
 
 template <class... Ts>
+asio::awaitable<op_result<Ts...>> run_guarded(std::shared_ptr<client_impl> impl,
+                                              std::shared_ptr<op_registration> reg,
+                                              asio::awaitable<op_result<Ts...>> body)
+{
+    // Unregistered here, on the client's executor, whatever executor the handler runs on; also if
+    // the body throws (a bug) or its frame is destroyed unfinished.
+    struct unregister {
+        client_impl& impl;
+        const std::shared_ptr<op_registration>& reg;
+        ~unregister() { impl.unregister_op(reg); }
+    } guard{*impl, reg};
+    co_await asio::this_coro::throw_if_cancelled(false);
+    co_return co_await std::move(body);
+}
+
+template <class... Ts>
 void launch(const std::shared_ptr<client_impl>& impl, asio::awaitable<op_result<Ts...>> body,
             asio::any_completion_handler<void(error_code, Ts...)> handler)
 {
@@ -49,12 +68,11 @@ void launch(const std::shared_ptr<client_impl>& impl, asio::awaitable<op_result<
         auto slot = user_slot;
         if (slot.is_connected())
             slot.clear();
-        impl->unregister_op(reg);
         if (ep) // bodies report errors through error codes; an exception here is a bug (e.g. bad_alloc)
             std::get<0>(result) = make_error_code(errc::bad_response);
         std::apply([&](auto&&... args) { std::move(h)(std::move(args)...); }, std::move(result));
     };
-    asio::co_spawn(impl->executor, std::move(body),
+    asio::co_spawn(impl->executor, run_guarded(impl, reg, std::move(body)),
                    asio::bind_cancellation_slot(reg->signal.slot(), asio::bind_executor(handler_ex, std::move(done))));
 }
 
