@@ -143,6 +143,9 @@ std::string kv_target(std::string_view key) { return "/v1/kv/" + colock::detail:
 awaitable<std::tuple<error_code, http_response>> exchange(const std::shared_ptr<detail::client_impl>& impl,
                                                           http_request req, diagnostics* diag)
 {
+    // A token goes into a header: control characters would let it inject other headers.
+    if (std::any_of(req.token.begin(), req.token.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+        co_return std::tuple{invalid(diag, "the ACL token contains control characters"), http_response{}};
     auto [ec, resp] = co_await impl->send(req);
     if (ec && ec != asio::error::operation_aborted)
         detail::set_diagnostics(diag, nullptr, req.what + ": " + ec.message());
@@ -275,9 +278,9 @@ awaitable<op_result<bool>> kv_delete_body(std::shared_ptr<detail::client_impl> i
         add_param(req.target, "recurse");
     if (d.cas)
         add_param(req.target, "cas", std::to_string(*d.cas));
+    // Not idempotent even without cas: repeated after the reply was lost, it could delete a key
+    // someone re-created meanwhile.
     apply_write(req, o, impl->options);
-    // A plain or recursive delete has the same effect when repeated.
-    req.idempotent = !d.cas;
     co_return co_await bool_write(impl, std::move(req), o.diag);
 }
 
@@ -378,14 +381,17 @@ awaitable<op_result<session_entry>> session_renew_body(std::shared_ptr<detail::c
     }
     if (auto sec = check_status(*impl, req, resp, o.diag))
         co_return op_result<session_entry>{sec, session_entry{}};
-    std::vector<session_entry> entries;
-    if (detail::decode_session_entries(resp.body, entries))
+    // Only the ID and the TTL matter to a renewal: an unexpected value in another field must not
+    // turn every renewal into a failure (and every session into a lost one).
+    session_entry renewed;
+    bool vanished = false;
+    if (detail::decode_session_renewal(resp.body, renewed, vanished))
         co_return op_result<session_entry>{decode_failed(*impl, req, resp, o.diag), session_entry{}};
-    if (entries.empty()) // older servers answered 200 [] for a vanished session
+    if (vanished) // older servers answered 200 [] for a vanished session
         co_return op_result<session_entry>{make_error_code(errc::session_invalidated), session_entry{}};
-    if (entries.size() != 1 || entries[0].id != id)
+    if (renewed.id != id)
         co_return op_result<session_entry>{decode_failed(*impl, req, resp, o.diag), session_entry{}};
-    co_return op_result<session_entry>{error_code{}, std::move(entries[0])};
+    co_return op_result<session_entry>{error_code{}, std::move(renewed)};
 }
 
 awaitable<op_result<bool>> session_destroy_body(std::shared_ptr<detail::client_impl> impl, session_id id,

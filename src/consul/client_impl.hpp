@@ -2,7 +2,9 @@
 #define COLOCK_SRC_CONSUL_CLIENT_IMPL_HPP
 
 // The client's shared state. Beast-free on purpose: session.cpp and kv_watch.cpp include it; the
-// HTTP machinery itself stays in client.cpp behind `http_transport`.
+// HTTP machinery (and client_impl's own member functions) live in http_transport.cpp.
+// Layers, top down: an operation body (client.cpp) -> client_impl::send (deadline per attempt,
+// retries) -> http_transport::exchange (pool slot, connect, one request/reply).
 
 #include <colock/consul/config.hpp>
 #include <colock/diagnostics.hpp>

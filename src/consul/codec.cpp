@@ -226,6 +226,36 @@ error_code decode_session_entries(std::string_view body, std::vector<session_ent
     return {};
 }
 
+error_code decode_session_renewal(std::string_view body, session_entry& out, bool& vanished)
+{
+    out = session_entry{};
+    vanished = false;
+    std::vector<session_entry> full;
+    if (!decode_session_entries(body, full)) {
+        if (full.size() > 1)
+            return bad;
+        vanished = full.empty();
+        if (!vanished)
+            out = std::move(full[0]);
+        return {};
+    }
+    json::value v;
+    if (!parse(body, v) || !v.is_array() || v.get_array().size() != 1 || !v.get_array()[0].is_object())
+        return bad;
+    const auto& o = v.get_array()[0].get_object();
+    std::string id, ttl;
+    if (!get_string(o, "ID", id, true) || id.empty() || !get_string(o, "TTL", ttl, false))
+        return bad;
+    if (!ttl.empty()) {
+        auto d = colock::detail::parse_go_duration(ttl);
+        if (!d)
+            return bad;
+        out.ttl = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+    }
+    out.id = session_id(std::move(id));
+    return {};
+}
+
 error_code decode_txn_result(std::string_view body, txn_result& out)
 {
     out.results.clear();

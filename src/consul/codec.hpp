@@ -26,6 +26,9 @@ error_code decode_bool(std::string_view body, bool& out);
 /// {"ID":"<uuid>"} from /v1/session/create.
 error_code decode_session_created(std::string_view body, session_id& out);
 error_code decode_session_entries(std::string_view body, std::vector<session_entry>& out);
+/// The reply to a renewal: the full entry when it decodes, else just its ID and TTL (the rest of
+/// the entry is not needed to renew and must not fail it). `vanished`: the reply is `[]`.
+error_code decode_session_renewal(std::string_view body, session_entry& out, bool& vanished);
 /// The body of /v1/txn, for both 200 (committed) and 409 (rolled back).
 error_code decode_txn_result(std::string_view body, txn_result& out);
 /// A JSON string, e.g. "127.0.0.1:8300" from /v1/status/leader.

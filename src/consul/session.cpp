@@ -23,6 +23,22 @@ namespace asio = boost::asio;
 using clock_type = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
+namespace {
+
+// D2 (TESTING.md): a session bound to health checks can be invalidated at any moment; the keys it
+// held become available to others once its lock-delay has passed. Trust it only that long after
+// each confirmation. Without checks (or with lock-delay 0, where nothing can be promised by time)
+// the TTL alone bounds it.
+std::chrono::milliseconds confirmation_window(const session_options& o)
+{
+    const bool has_checks = !o.node_checks || !o.node_checks->empty() || !o.service_checks.empty();
+    if (!has_checks)
+        return std::chrono::milliseconds(0);
+    return o.lock_delay ? *o.lock_delay : std::chrono::milliseconds(std::chrono::seconds(15));
+}
+
+} // namespace
+
 // Broadcast of one session generation's end: waiters wait on `signal`, which is cancelled once.
 struct loss_signal {
     explicit loss_signal(asio::any_io_executor ex) : signal(ex, clock_type::time_point::max()) {}
@@ -46,8 +62,12 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     error_code last_loss = make_error_code(errc::not_held);
     std::shared_ptr<loss_signal> current;
 
+    // Invariants: `generation` counts sessions created; `epoch` changes whenever the current
+    // session ends (lost, closed) or a new one starts, and background loops of another epoch stop;
+    // `stops` counts close()/cancel() calls, so a creation that was in flight during one is undone.
     bool creating = false;
     bool closed = false; // the owning object is gone
+    std::uint64_t stops = 0;
     std::uint64_t create_attempts = 0;
     error_code last_create_error;
     asio::steady_timer created; // cancelled whenever a creation attempt ends
@@ -74,6 +94,7 @@ asio::awaitable<void> session_impl::create(std::shared_ptr<session_impl> self)
     auto& client = s.client;
     auto& options = s.options;
     auto& closed = s.closed;
+    const auto stops_at_start = s.stops;
     s.creating = true;
     colock::detail::backoff delays(client->options.backoff_initial, client->options.backoff_max);
     error_code ec;
@@ -96,16 +117,16 @@ asio::awaitable<void> session_impl::create(std::shared_ptr<session_impl> self)
     }
     s.creating = false;
     ++s.create_attempts;
-    if (!ec && closed) {
-        s.destroy_in_background(new_id); // the owner went away meanwhile
-        ec = make_error_code(errc::client_closed);
+    if (!ec && (closed || s.stops != stops_at_start)) {
+        s.destroy_in_background(new_id); // closed, cancelled or destroyed meanwhile: undo
+        ec = make_error_code(closed ? errc::client_closed : errc::not_held);
     }
     s.last_create_error = ec;
     if (!ec) {
         s.id = new_id;
         ++s.generation;
         ++s.epoch;
-        s.liveness.on_created(sent, options.ttl);
+        s.liveness.on_created(sent, options.ttl, confirmation_window(options));
         s.current = std::make_shared<loss_signal>(client->executor);
         if (options.ttl.count() > 0) {
             asio::co_spawn(client->executor, renew_loop(self, s.epoch), asio::detached);
@@ -219,6 +240,7 @@ void session_impl::destroy_in_background(session_id sid)
 
 void session_impl::stop(error_code reason)
 {
+    ++stops;
     liveness.on_closed();
     if (id) {
         const auto sid = *id;
@@ -234,12 +256,21 @@ asio::awaitable<std::tuple<error_code, session_id>> start_body(std::shared_ptr<s
     for (;;) {
         if (s->closed)
             co_return std::tuple{make_error_code(errc::client_closed), session_id{}};
-        if (s->id && s->liveness.live())
-            co_return std::tuple{error_code{}, *s->id};
+        if (s->id) {
+            // The clock decides, not only the watchdog: after a stall its handler may not have run yet.
+            if (auto why = s->liveness.check(clock_type::now()))
+                s->declare_lost(*why);
+            else
+                co_return std::tuple{error_code{}, *s->id};
+        }
         const auto attempt = s->create_attempts;
-        if (!s->creating) // run the creation detached: a cancelled caller must not abort it for the others
+        if (!s->creating) { // run the creation detached: a cancelled caller must not abort it for the others
+            s->creating = true;
             asio::co_spawn(s->client->executor, session_impl::create(s), asio::detached);
-        co_await s->created.async_wait(use_tuple);
+        }
+        // co_spawn may have run the whole creation already (a failure before any I/O).
+        if (s->create_attempts == attempt)
+            co_await s->created.async_wait(use_tuple);
         auto cs = co_await asio::this_coro::cancellation_state;
         if (cs.cancelled() != asio::cancellation_type::none)
             co_return std::tuple{make_error_code(asio::error::operation_aborted), session_id{}};
@@ -250,6 +281,7 @@ asio::awaitable<std::tuple<error_code, session_id>> start_body(std::shared_ptr<s
 
 asio::awaitable<std::tuple<error_code>> close_body(std::shared_ptr<session_impl> s)
 {
+    ++s->stops;
     s->liveness.on_closed();
     if (!s->id)
         co_return std::tuple{error_code{}};
@@ -312,7 +344,10 @@ void session::close_impl(asio::any_completion_handler<void(error_code)> h)
 }
 
 std::optional<session_id> session::id() const noexcept { return impl_->id; }
-bool session::is_live() const noexcept { return impl_->id.has_value() && impl_->liveness.live(); }
+bool session::is_live() const noexcept
+{
+    return impl_->id.has_value() && impl_->liveness.live() && clock::now() < impl_->liveness.deadline();
+}
 std::uint64_t session::generation() const noexcept { return impl_->generation; }
 session::clock::time_point session::deadline() const noexcept
 {

@@ -5,10 +5,14 @@
 // session.cpp feeds it events with their times and asks when to act next.
 //
 // Rules (CONSUL.md 1.2 and 5; TESTING.md D1):
-// - renew at TTL/2 after the send time of the last successful create/renew, minus up to 10 % jitter;
-// - after a failed renewal, retry after min(1 s, TTL/5), never later than the deadline;
-// - adopt the TTL in each renewal reply;
-// - deadline = send time of the last success + TTL - margin; past it the session is lost
+// - the session is trusted for a window after the send time of its last successful create/renew:
+//   the TTL (D1: Consul never expires it sooner), or, for a session bound to health checks, at most
+//   its lock-delay (D2: a check can invalidate it at any moment, and other sessions may acquire its
+//   keys once the lock-delay after that has passed);
+// - renew at half the window, minus up to 10 % jitter;
+// - after a failed renewal, retry after min(1 s, window/5), never later than the deadline;
+// - adopt a larger TTL from a renewal reply (up to 24 h); a smaller or absurd one is ignored;
+// - deadline = send time of the last success + window - margin; past it the session is lost
 //   (session_expired) even if no reply ever comes; a 404 means lost now (session_invalidated).
 
 #include <colock/error.hpp>
@@ -27,10 +31,12 @@ public:
     /// `margin` zero: TTL/20.
     explicit session_liveness(duration margin = duration(0)) noexcept : margin_(margin) {}
 
-    void on_created(time_point sent, duration ttl) noexcept
+    /// `confirmation_window`: for a session bound to health checks, its lock-delay (zero: none).
+    void on_created(time_point sent, duration ttl, duration confirmation_window = duration(0)) noexcept
     {
         lost_.reset();
         live_ = true;
+        window_cap_ = confirmation_window;
         on_success(sent, ttl);
     }
 
@@ -39,7 +45,8 @@ public:
     {
         if (!live_)
             return;
-        on_success(sent, server_ttl.count() > 0 ? server_ttl : ttl_);
+        const bool adopt = server_ttl > ttl_ && server_ttl <= std::chrono::hours(24);
+        on_success(sent, adopt ? server_ttl : ttl_);
     }
 
     /// A renewal failed transiently (transport error, 5xx, timeout) at `now`.
@@ -76,8 +83,8 @@ public:
             return next_renew_;
         if (ttl_.count() == 0)
             return time_point::max(); // no TTL: nothing to renew
-        const auto jitter = std::chrono::duration_cast<duration>(ttl_ / 10 * unit_random);
-        return last_ok_sent_ + ttl_ / 2 - jitter;
+        const auto jitter = std::chrono::duration_cast<duration>(window() / 10 * unit_random);
+        return last_ok_sent_ + window() / 2 - jitter;
     }
 
     time_point deadline() const noexcept { return deadline_; }
@@ -85,7 +92,12 @@ public:
     bool live() const noexcept { return live_; }
     std::optional<errc> lost_reason() const noexcept { return lost_; }
     unsigned consecutive_failures() const noexcept { return failures_; }
-    duration retry_interval() const noexcept { return std::min(duration(1000), std::max(ttl_ / 5, duration(1))); }
+    duration retry_interval() const noexcept { return std::min(duration(1000), std::max(window() / 5, duration(1))); }
+    /// How long a success keeps the session trusted: the TTL, capped by the confirmation window.
+    duration window() const noexcept
+    {
+        return window_cap_.count() > 0 && window_cap_ < ttl_ ? window_cap_ : ttl_;
+    }
     void set_margin(duration m) noexcept { margin_ = m; }
 
 private:
@@ -98,8 +110,8 @@ private:
             deadline_ = time_point::max(); // no TTL: only invalidation ends the session
             return;
         }
-        const duration margin = margin_.count() > 0 ? margin_ : ttl_ / 20;
-        deadline_ = sent + ttl_ - std::min(margin, ttl_ / 2);
+        const duration margin = margin_.count() > 0 ? margin_ : window() / 20;
+        deadline_ = sent + window() - std::min(margin, window() / 2);
     }
 
     void mark_lost(errc why) noexcept
@@ -112,6 +124,7 @@ private:
 
     duration margin_;
     duration ttl_{0};
+    duration window_cap_{0};
     time_point last_ok_sent_{};
     time_point deadline_ = time_point::min();
     time_point next_renew_{};

@@ -11,6 +11,9 @@
 #include "test_options.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -973,6 +976,58 @@ BOOST_AUTO_TEST_CASE(x_consul_index_of_2_pow_64_minus_1_is_accepted)
         },
         5s);
     BOOST_TEST(ran);
+}
+
+BOOST_AUTO_TEST_CASE(cancelled_requests_give_their_connection_back_to_the_pool)
+{
+    // One connection in all: if a cancelled request kept its slot, the last request would wait for
+    // a slot until its deadline instead of succeeding.
+    fake_agent fake;
+    for (int i = 0; i < 5; ++i)
+        fake.push(fake_step::never_reply());
+    fake.push(fake_step::respond(fake_agent::consul_reply(entry_json("k"), 7)));
+    bool ran = false;
+    run_async(
+        [&](asio::io_context& ioc) -> asio::awaitable<void> {
+            auto o = fake_agent_options(fake.port());
+            o.max_connections = 1;
+            o.reserved_connections = 0;
+            o.request_timeout = 2s;
+            client c(ioc.get_executor(), o);
+            for (int i = 0; i < 5; ++i) {
+                asio::cancellation_signal signal;
+                asio::steady_timer t(ioc, 50ms);
+                t.async_wait([&](error_code) { signal.emit(asio::cancellation_type::terminal); });
+                auto [ec, r] = co_await c.kv_get("k", query_options{}, asio::bind_cancellation_slot(signal.slot(), tuple_awaitable));
+                BOOST_TEST(ec == asio::error::operation_aborted, ec.message());
+            }
+            const auto t0 = clock_type::now();
+            auto [ec, r] = co_await c.kv_get("k", query_options{}, tuple_awaitable);
+            BOOST_TEST(!ec, ec.message());
+            BOOST_TEST((clock_type::now() - t0 < 1s));
+            ran = true;
+        },
+        5s);
+    BOOST_TEST(ran);
+    BOOST_TEST(fake.requests().size() == 6u);
+}
+
+BOOST_AUTO_TEST_CASE(a_token_with_control_characters_is_refused_before_io)
+{
+    fake_agent fake;
+    bool ran = false;
+    run_async(
+        [&](asio::io_context& ioc) -> asio::awaitable<void> {
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
+            query_options q;
+            q.token = "t0k3n\r\nX-Injected: yes";
+            auto [ec, r] = co_await c.kv_get("k", q, tuple_awaitable);
+            BOOST_TEST(ec == errc::invalid_argument, ec.message());
+            ran = true;
+        },
+        5s);
+    BOOST_TEST(ran);
+    BOOST_TEST(fake.requests().empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

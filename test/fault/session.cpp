@@ -469,4 +469,101 @@ BOOST_AUTO_TEST_CASE(close_destroys_the_session_and_ends_lost_waiters_with_not_h
     BOOST_TEST(reqs[1].target == "/v1/session/destroy/" + id1);
 }
 
+BOOST_AUTO_TEST_CASE(start_with_a_tls_setting_that_fails_before_any_io_completes_with_the_error)
+{
+    // The creation fails synchronously inside co_spawn; start() must still complete, not wait forever.
+    bool ran = false;
+    run_async(
+        [&](asio::io_context& ioc) -> asio::awaitable<void> {
+            auto o = fake_agent_options(1);
+            o.use_tls = true;
+            o.tls_ca_file = "/nonexistent/ca.pem";
+            client c(ioc.get_executor(), o);
+            session s(c, one_second_session());
+            auto [ec, id] = co_await s.start(tuple_awaitable);
+            BOOST_TEST(ec == errc::invalid_config, ec.message());
+            BOOST_TEST(!s.is_live());
+            ran = true;
+        },
+        3s);
+    BOOST_TEST(ran);
+}
+
+// A creation whose reply arrives after close() or client.cancel() must not bring the session back:
+// the new session is destroyed and start() fails.
+void stopped_during_creation(bool by_client_cancel)
+{
+    fake_agent fake;
+    fake.push(fake_step::respond(create_reply(id1), 300ms)); // the reply comes after the stop
+    fake.set_default(fake_step::respond(fake_agent::reply(200, "true\n")));
+    bool ran = false;
+    run_async(
+        [&](asio::io_context& ioc) -> asio::awaitable<void> {
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
+            session s(c, one_second_session());
+            error_code start_ec;
+            bool started = false;
+            s.start([&](error_code ec, session_id) {
+                start_ec = ec;
+                started = true;
+            });
+            co_await sleep_for(100ms); // the create request is in flight
+            if (by_client_cancel)
+                c.cancel();
+            else
+                co_await s.close();
+            BOOST_TEST_REQUIRE(co_await eventually([&] { return started; }, 2s));
+            BOOST_TEST(start_ec.failed());
+            BOOST_TEST(!s.is_live());
+            BOOST_TEST(!s.id().has_value());
+            BOOST_TEST_REQUIRE(co_await eventually([&] { return count_targets(fake.requests(), "/v1/session/destroy/" + id1) == 1; }, 2s));
+            co_await sleep_for(700ms); // past TTL/2: a renewal would show up
+            BOOST_TEST(count_targets(fake.requests(), "/v1/session/renew/") == 0u);
+            ran = true;
+        },
+        5s);
+    BOOST_TEST(ran);
+}
+
+BOOST_AUTO_TEST_CASE(close_during_creation_destroys_the_new_session_instead_of_keeping_it)
+{
+    stopped_during_creation(false);
+}
+
+BOOST_AUTO_TEST_CASE(client_cancel_during_creation_destroys_the_new_session_instead_of_keeping_it)
+{
+    stopped_during_creation(true);
+}
+
+BOOST_AUTO_TEST_CASE(a_session_bound_to_checks_is_trusted_only_for_its_lock_delay)
+{
+    // TTL 10 s with serfHealth and lock-delay 1 s: Consul may invalidate it by the check at any
+    // moment and hand its keys out 1 s later, so without a renewal it is lost after about 1 s.
+    fake_agent fake;
+    fake.push(fake_step::respond(create_reply(id1)));
+    fake.set_default(fake_step::never_reply());
+    bool ran = false;
+    run_async(
+        [&](asio::io_context& ioc) -> asio::awaitable<void> {
+            client c(ioc.get_executor(), fake_agent_options(fake.port()));
+            session_options o;
+            o.name = "x";
+            o.ttl = 10s;
+            o.lock_delay = 1s; // node_checks unset: the agent binds serfHealth
+            session s(c, o);
+            const auto t0 = clock_type::now();
+            auto [ec, id] = co_await s.start(tuple_awaitable);
+            BOOST_TEST_REQUIRE(!ec, ec.message());
+            BOOST_TEST((s.deadline() - t0 <= 1s));
+            auto [lec] = co_await s.lost(tuple_awaitable);
+            BOOST_TEST(lec == errc::session_expired, lec.message());
+            const auto after = ms_between(t0, clock_type::now());
+            BOOST_TEST(after >= 900);
+            BOOST_TEST(after < 1300);
+            ran = true;
+        },
+        5s);
+    BOOST_TEST(ran);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -251,4 +251,38 @@ BOOST_AUTO_TEST_CASE(recreating_after_a_loss_starts_fresh)
     BOOST_TEST(same(l.deadline(), t0 + 30s + 14250ms));
 }
 
+BOOST_AUTO_TEST_CASE(a_smaller_or_absurd_ttl_from_the_server_is_ignored)
+{
+    session_liveness l;
+    l.on_created(t0, 15s);
+    l.on_renewed(t0 + 1s, 1ms); // a hot loop and an instant loss if adopted
+    BOOST_TEST((l.ttl() == 15s));
+    l.on_renewed(t0 + 2s, std::chrono::hours(2562047)); // would overflow the deadline
+    BOOST_TEST((l.ttl() == 15s));
+    BOOST_TEST(same(l.deadline(), t0 + 2s + 15s - 750ms));
+}
+
+BOOST_AUTO_TEST_CASE(a_confirmation_window_shorter_than_the_ttl_bounds_deadline_and_renewals)
+{
+    // D2: a check-bound session with lock-delay 5 s and TTL 30 s is trusted 5 s after each success.
+    session_liveness l;
+    l.on_created(t0, 30s, 5s);
+    BOOST_TEST((l.window() == 5s));
+    BOOST_TEST(same(l.deadline(), t0 + 5s - 250ms));
+    BOOST_TEST(same(l.next_renew(0.0), t0 + 2500ms));
+    BOOST_TEST((l.retry_interval() == 1s));
+    l.on_renewed(t0 + 2s, 30s);
+    BOOST_TEST(same(l.deadline(), t0 + 2s + 5s - 250ms));
+    BOOST_TEST(!l.check(t0 + 6s).has_value());
+    BOOST_TEST((l.check(t0 + 6750ms) == errc::session_expired));
+}
+
+BOOST_AUTO_TEST_CASE(a_confirmation_window_longer_than_the_ttl_changes_nothing)
+{
+    session_liveness l;
+    l.on_created(t0, 10s, 15s);
+    BOOST_TEST((l.window() == 10s));
+    BOOST_TEST(same(l.deadline(), t0 + 10s - 500ms));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

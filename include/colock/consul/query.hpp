@@ -63,7 +63,9 @@ struct query_options : request_options {
     consistency_mode consistency = consistency_mode::default_mode;
 };
 
-/// Options of a write. Writes are never retried once they may have reached the server.
+/// Options of a write. A write is never re-sent once any byte of it may have reached the server
+/// (its outcome is then errc::indeterminate_write), except renewals and destroys of sessions,
+/// which are harmless to repeat.
 struct write_options : request_options {
     write_options() noexcept {}
 };

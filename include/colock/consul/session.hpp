@@ -23,13 +23,21 @@ struct session_impl;
 /// One managed Consul session: created on demand, renewed in the background, declared lost as soon
 /// as it may be gone, destroyed on close.
 ///
-/// - Renewal runs at TTL/2 (with jitter) and adopts the TTL Consul returns. A failed renewal is
-///   retried quickly (min(1 s, TTL/5)).
+/// - Trust window: a session is trusted for its TTL after the *send* time of each successful
+///   create or renewal (Consul never expires it sooner). A session bound to health checks (the
+///   default binds the agent's serfHealth) can be invalidated by a check at any moment, and its keys
+///   go to others once its lock-delay has passed: it is trusted for min(TTL, lock-delay) only. With
+///   lock-delay 0 and checks, nothing can be promised by time: prefer sessions without checks
+///   (`node_checks` = empty list) when the lock-delay is 0.
+/// - Renewal runs at half the window (with jitter) and adopts a larger TTL Consul returns. A failed
+///   renewal is retried quickly (min(1 s, window/5)).
 /// - Loss: a renewal answered 404 means Consul invalidated the session: lost at once
-///   (errc::session_invalidated). Fail-safe: when a full TTL (minus `safety_margin`) has passed since
-///   the *send* time of the last successful renewal, the server may have expired it: lost
-///   (errc::session_expired), decided by a local timer even if every request hangs.
-/// - After a loss, the next start() creates a new session (a new id and generation()).
+///   (errc::session_invalidated). Fail-safe: when the window (minus `safety_margin`) has passed
+///   since the send time of the last successful renewal, lost (errc::session_expired), decided by a
+///   local timer even if every request hangs. Lost sessions are destroyed in the background.
+/// - A session without a TTL is never renewed and only a 404 on use can reveal its loss.
+/// - After a loss, the next start() creates a new session (a new id and generation()). close() or
+///   client::cancel() while a creation is in flight makes it fail; the session it created is destroyed.
 ///
 /// Thread safety: as the client. The client must outlive the session. Destroying the object stops
 /// renewal and destroys the Consul session in the background (best effort).
@@ -54,8 +62,10 @@ public:
     }
 
     /// Asynchronously waits until the current session is lost; completes with the reason
-    /// (errc::session_invalidated or errc::session_expired), or with errc::not_held at once when no
-    /// session is live. Signature: void(error_code). Cancellation: total (the wait only).
+    /// (errc::session_invalidated or errc::session_expired; errc::not_held after close(),
+    /// operation_aborted after client::cancel()). When no session is live it completes at once
+    /// (through the executor) with the reason the last one ended, or errc::not_held if there never
+    /// was one. Signature: void(error_code). Cancellation: total (the wait only).
     template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>
     [[nodiscard]] auto lost(Token&& token = {})
     {
@@ -79,12 +89,13 @@ public:
     /// Counts sessions created by this object; changes when a lost session is replaced.
     std::uint64_t generation() const noexcept;
     /// The fail-safe deadline: past it the session must be assumed gone. time_point::min() if none.
+    /// is_live() is false from this moment on, even before the watchdog has run.
     clock::time_point deadline() const noexcept;
     /// The TTL in force (Consul's answer to the last renewal).
     std::chrono::milliseconds ttl() const noexcept;
     const session_options& options() const noexcept;
     /// Subtracted from the fail-safe deadline to cover clock-rate error between client and server.
-    /// Default: TTL/20.
+    /// Default: window/20.
     void set_safety_margin(std::chrono::milliseconds margin) noexcept;
 
     const std::shared_ptr<detail::session_impl>& impl() const noexcept { return impl_; }
