@@ -28,6 +28,7 @@ public:
         case errc::too_many_operations: return "too many operations in one transaction (at most 64)";
         case errc::client_closed: return "the client was closed";
         case errc::unsupported: return "not supported";
+        case errc::operation_in_progress: return "another such operation is already pending on this object";
         }
         return "unknown colock error";
     }

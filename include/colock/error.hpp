@@ -25,6 +25,7 @@ enum class errc {
     too_many_operations,    ///< a txn with more operations than Consul accepts (64)
     client_closed,          ///< the client was cancelled or destroyed while the operation was pending
     unsupported,            ///< a feature the library or the server does not support here
+    operation_in_progress,  ///< an operation that allows one at a time per object is already pending
 };
 
 /// Groups of error codes, for `ec == colock::condition::retryable` style tests.

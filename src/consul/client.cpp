@@ -221,7 +221,10 @@ awaitable<op_result<kv_keys_result>> kv_keys_body(std::shared_ptr<detail::client
     add_param(req.target, "keys");
     if (!separator.empty())
         add_param(req.target, "separator", separator);
-    auto decode = [](std::string_view body, kv_keys_result& out) { return !detail::decode_keys(body, out.keys); };
+    auto decode = [prefix](std::string_view body, kv_keys_result& out) {
+        return !detail::decode_keys(body, out.keys) &&
+               std::all_of(out.keys.begin(), out.keys.end(), [&](const std::string& k) { return k.starts_with(prefix); });
+    };
     co_return co_await run_read<kv_keys_result>(impl, std::move(req), std::move(o), true, std::move(decode));
 }
 

@@ -8,7 +8,12 @@
 #include "consul/ops.hpp"
 #include "detail/backoff.hpp"
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -32,6 +37,8 @@ struct kv_watch_impl {
     colock::detail::token_bucket bucket;
     colock::detail::backoff errors;
     bool failed_last = false;
+    bool pending = false;                     // one next() at a time
+    asio::cancellation_signal stop;           // the pending next(): the caller's cancellation or ~kv_watch
 };
 
 namespace {
@@ -91,14 +98,40 @@ kv_watch::kv_watch(client& c, std::string key, kv_watch_options opts)
 
 kv_watch::kv_watch(kv_watch&&) noexcept = default;
 kv_watch& kv_watch::operator=(kv_watch&&) noexcept = default;
-kv_watch::~kv_watch() = default;
+kv_watch::~kv_watch()
+{
+    // A pending next() would otherwise hold a connection for the rest of its blocking query.
+    if (impl_ && impl_->pending)
+        impl_->stop.emit(boost::asio::cancellation_type::terminal);
+}
 
 const std::string& kv_watch::key() const noexcept { return impl_->key; }
 std::uint64_t kv_watch::index() const noexcept { return impl_->tracker.last_index(); }
 
 void kv_watch::next_impl(boost::asio::any_completion_handler<void(error_code, kv_get_result)> h)
 {
-    detail::launch(impl_->client, detail::next_body(impl_), std::move(h));
+    namespace asio = boost::asio;
+    if (!impl_ || impl_->pending) { // moved-from, or a next() is already pending
+        const auto ec = make_error_code(impl_ ? errc::operation_in_progress : errc::invalid_argument);
+        asio::post(executor_, asio::append(std::move(h), ec, kv_get_result{}));
+        return;
+    }
+    impl_->pending = true;
+    // The operation listens to the watch's own signal; the caller's slot, if any, forwards to it.
+    auto user_slot = asio::get_associated_cancellation_slot(h);
+    if (user_slot.is_connected())
+        user_slot.assign([impl = impl_](asio::cancellation_type t) { impl->stop.emit(t); });
+    auto ex = asio::get_associated_executor(h, executor_);
+    auto finish = [impl = impl_, user_slot, h = std::move(h)](error_code ec, kv_get_result r) mutable {
+        impl->pending = false;
+        auto slot = user_slot;
+        if (slot.is_connected())
+            slot.clear();
+        std::move(h)(ec, std::move(r));
+    };
+    detail::launch(impl_->client, detail::next_body(impl_),
+                   asio::any_completion_handler<void(error_code, kv_get_result)>(asio::bind_cancellation_slot(
+                       impl_->stop.slot(), asio::bind_executor(ex, std::move(finish)))));
 }
 
 } // namespace colock::consul

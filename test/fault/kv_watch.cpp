@@ -368,4 +368,36 @@ BOOST_AUTO_TEST_CASE(total_cancellation_of_next_in_flight_completes_promptly)
     cancel_in_flight(asio::cancellation_type::total);
 }
 
+BOOST_AUTO_TEST_CASE(a_second_next_while_one_is_pending_is_refused)
+{
+    fake_agent fake;
+    fake.push(fake_step::never_reply());
+    bool ran = false;
+    error_code first_ec;
+    bool first_done = false;
+    run_async(
+        [&](asio::io_context& ioc) -> asio::awaitable<void> {
+            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
+            {
+                kv_watch w(c, "k");
+                w.next([&](error_code ec, kv_get_result) {
+                    first_ec = ec;
+                    first_done = true;
+                });
+                auto [ec, r] = co_await w.next(asio::as_tuple(asio::use_awaitable));
+                BOOST_TEST(ec == errc::operation_in_progress, ec.message());
+                BOOST_TEST(!first_done);
+            } // destroying the watch cancels the pending next()
+            const auto t0 = clock_type::now();
+            while (!first_done && clock_type::now() - t0 < 2s)
+                co_await sleep_for(5ms);
+            BOOST_TEST(first_done);
+            BOOST_TEST(first_ec == asio::error::operation_aborted, first_ec.message());
+            BOOST_TEST((clock_type::now() - t0 < 500ms));
+            ran = true;
+        },
+        5s);
+    BOOST_TEST(ran);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -21,7 +21,7 @@ const errc all_errc[] = {
     errc::not_held,          errc::session_invalidated, errc::session_expired, errc::lock_lost,
     errc::bad_response,      errc::request_timeout,     errc::indeterminate_write, errc::invalid_argument,
     errc::invalid_config,    errc::conflict,            errc::too_many_operations, errc::client_closed,
-    errc::unsupported,
+    errc::unsupported,       errc::operation_in_progress,
 };
 
 const char* const unknown = "unknown colock error";
@@ -56,7 +56,8 @@ BOOST_AUTO_TEST_CASE(errc_converts_implicitly_to_error_code)
 
 BOOST_AUTO_TEST_CASE(out_of_range_values_give_unknown_colock_error)
 {
-    for (const int v : {0, -1, 14, 99, 1000}) {
+    const int past_the_end = static_cast<int>(std::size(all_errc)) + 1; // values run 1..N
+    for (const int v : {0, -1, past_the_end, 99, 1000}) {
         BOOST_TEST(colock::colock_category().message(v) == unknown, "value " << v);
     }
 }

@@ -46,7 +46,9 @@ public:
 
     /// Asynchronously waits for the key's next state. Signature: void(error_code, kv_get_result).
     /// Cancellation: total; the query in flight is abandoned at once (the watch stays usable).
-    /// One next() at a time per watch.
+    /// One next() at a time per watch (another completes with errc::operation_in_progress).
+    /// Destroying the watch cancels a pending next(). A moved-from watch only accepts assignment
+    /// and destruction (next() completes with errc::invalid_argument).
     template <boost::asio::completion_token_for<void(error_code, kv_get_result)> Token = boost::asio::deferred_t>
     [[nodiscard]] auto next(Token&& token = {})
     {
