@@ -8,26 +8,24 @@
 
 #include "async_test.hpp"
 #include "fake_agent.hpp"
+#include "fault_helpers.hpp"
 #include "test_options.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
 #include <chrono>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace asio = boost::asio;
 using namespace colock;
 using namespace colock::consul;
-using colock::test::fake_agent;
-using colock::test::fake_step;
-using colock::test::fake_agent_options;
-using colock::test::run_async;
+using namespace colock::test;
 using namespace std::chrono_literals;
-constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
+
+const std::string sid = "adf4238a-882b-9ddc-4a9d-5b6758e4159e";
 
 // A KV entry with the given raw JSON for Flags / Value / Session (empty: omitted) and Key.
 std::string entry(const std::string& key = "k", const std::string& flags = "0", const std::string& value = R"("dmFsdWU=")",
@@ -41,6 +39,19 @@ std::string entry(const std::string& key = "k", const std::string& flags = "0", 
 
 std::string list(const std::string& items) { return "[" + items + "]"; }
 
+// Runs `op` (see run_op) against a fake agent whose first reply is `reply` and every further one `then` (when given:
+// a good reply, so that a retry would show up as a success); returns what `op` completed with and the requests.
+template <class Op>
+auto answered_with(std::string reply, Op op, std::optional<std::string> then = std::nullopt)
+{
+    fake_agent fake;
+    fake.push(fake_step::respond(std::move(reply)));
+    if (then)
+        fake.set_default(fake_step::respond(std::move(*then)));
+    auto r = run_op(fake_agent_options(fake.port()), op);
+    return std::pair{std::move(r), fake.requests()};
+}
+
 struct get_outcome {
     error_code ec;
     kv_get_result result;
@@ -51,24 +62,15 @@ struct get_outcome {
 // kv_get(key) answered with `reply`; any further request would get a valid entry (so a retry shows up).
 get_outcome get_with_reply(std::string reply, const std::string& key = "k")
 {
-    fake_agent fake;
-    fake.push(fake_step::respond(std::move(reply)));
-    fake.set_default(fake_step::respond(fake_agent::consul_reply(list(entry(key)), 99)));
     get_outcome out;
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            query_options q;
-            q.diag = &out.diag;
-            auto [ec, r] = co_await c.kv_get(key, q, tuple_awaitable);
-            out.ec = ec;
-            out.result = std::move(r);
-            ran = true;
-        },
-        5s);
-    BOOST_TEST_REQUIRE(ran);
-    out.requests = fake.requests().size();
+    query_options q;
+    q.diag = &out.diag;
+    auto [r, reqs] = answered_with(
+        std::move(reply), [&](client& c) { return c.kv_get(key, q, tuple_awaitable); },
+        fake_agent::consul_reply(list(entry(key)), 99));
+    out.ec = r.ec;
+    out.result = std::move(r.value);
+    out.requests = reqs.size();
     return out;
 }
 
@@ -213,27 +215,16 @@ struct put_outcome {
 
 put_outcome acquire_with_reply(std::string reply)
 {
-    fake_agent fake;
-    fake.push(fake_step::respond(std::move(reply)));
-    fake.set_default(fake_step::respond(fake_agent::reply(200, "true")));
-    put_outcome out;
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            auto put = kv_put_options::with_acquire(session_id("adf4238a-882b-9ddc-4a9d-5b6758e4159e"), 3);
-            auto [ec, ok] = co_await c.kv_put("lock/a", "holder", put, write_options{}, tuple_awaitable);
-            out.ec = ec;
-            out.verdict = ok;
-            ran = true;
+    auto [r, reqs] = answered_with(
+        std::move(reply),
+        [](client& c) {
+            return c.kv_put("lock/a", "holder", kv_put_options::with_acquire(session_id(sid), 3), write_options{},
+                            tuple_awaitable);
         },
-        5s);
-    BOOST_TEST_REQUIRE(ran);
-    const auto reqs = fake.requests();
-    out.requests = reqs.size();
+        fake_agent::reply(200, "true"));
     BOOST_TEST_REQUIRE(!reqs.empty());
-    BOOST_TEST(reqs[0].target == "/v1/kv/lock/a?flags=3&acquire=adf4238a-882b-9ddc-4a9d-5b6758e4159e");
-    return out;
+    BOOST_TEST(reqs[0].target == "/v1/kv/lock/a?flags=3&acquire=" + sid);
+    return {r.ec, r.value, reqs.size()};
 }
 
 BOOST_AUTO_TEST_CASE(acquire_body_not_exactly_true_or_false_is_bad_response)
@@ -262,20 +253,11 @@ BOOST_AUTO_TEST_CASE(acquire_body_true_or_false_with_whitespace_is_the_verdict)
 
 BOOST_AUTO_TEST_CASE(kv_list_entry_outside_the_prefix_is_bad_response)
 {
-    fake_agent fake;
-    fake.push(fake_step::respond(fake_agent::consul_reply(list(entry("p/a") + "," + entry("q/b")), 5)));
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            auto [ec, r] = co_await c.kv_list("p/", query_options{}, tuple_awaitable);
-            BOOST_TEST(ec == errc::bad_response, ec.message());
-            BOOST_TEST(r.entries.empty());
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
-    BOOST_TEST(fake.requests().size() == 1u);
+    const auto [r, reqs] = answered_with(fake_agent::consul_reply(list(entry("p/a") + "," + entry("q/b")), 5),
+                                         [](client& c) { return c.kv_list("p/", query_options{}, tuple_awaitable); });
+    BOOST_TEST(r.ec == errc::bad_response, r.ec.message());
+    BOOST_TEST(r.value.entries.empty());
+    BOOST_TEST(reqs.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(session_create_bodies_without_a_valid_id_are_bad_response)
@@ -283,46 +265,35 @@ BOOST_AUTO_TEST_CASE(session_create_bodies_without_a_valid_id_are_bad_response)
     for (std::string body : {R"({"ID":42})", "{}", R"({"ID":""})", "[]", R"({"ID":"has space"})", "true"}) {
         BOOST_TEST_CONTEXT("body: " << body)
         {
-            fake_agent fake;
-            fake.push(fake_step::respond(fake_agent::reply(200, body)));
-            fake.set_default(fake_step::respond(fake_agent::reply(200, R"({"ID":"adf4238a-882b-9ddc-4a9d-5b6758e4159e"})")));
-            bool ran = false;
-            run_async(
-                [&](asio::io_context& ioc) -> asio::awaitable<void> {
-                    client c(ioc.get_executor(), fake_agent_options(fake.port()));
-                    auto [ec, id] = co_await c.session_create(session_options{}, write_options{}, tuple_awaitable);
-                    BOOST_TEST(ec == errc::bad_response, ec.message());
-                    BOOST_TEST(id.empty());
-                    ran = true;
-                },
-                5s);
-            BOOST_TEST(ran);
-            BOOST_TEST(fake.requests().size() == 1u);
+            const auto [r, reqs] = answered_with(
+                fake_agent::reply(200, body),
+                [](client& c) { return c.session_create(session_options{}, write_options{}, tuple_awaitable); },
+                fake_agent::reply(200, R"({"ID":")" + sid + R"("})"));
+            BOOST_TEST(r.ec == errc::bad_response, r.ec.message());
+            BOOST_TEST(r.value.empty());
+            BOOST_TEST(reqs.size() == 1u);
         }
     }
+}
+
+// session_renew(sid) answered with `body`.
+auto renew_answered_with(const std::string& body)
+{
+    return answered_with(fake_agent::consul_reply(body, 10), [](client& c) {
+        return c.session_renew(session_id(sid), write_options{}, tuple_awaitable);
+    });
 }
 
 BOOST_AUTO_TEST_CASE(session_renew_ignores_unexpected_values_in_fields_it_does_not_need)
 {
     // A renewal needs the ID and the TTL only; a strange Behavior or LockDelay must not make every
     // renewal fail (which would declare every session lost).
-    const std::string odd =
-        R"([{"ID":"adf4238a-882b-9ddc-4a9d-5b6758e4159e","Name":"x","Node":"n","LockDelay":1.5,"Behavior":"explode","TTL":"2s","CreateIndex":10,"ModifyIndex":10}])";
-    fake_agent fake;
-    fake.push(fake_step::respond(fake_agent::consul_reply(odd, 10)));
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            auto [ec, e] = co_await c.session_renew(session_id("adf4238a-882b-9ddc-4a9d-5b6758e4159e"),
-                                                    write_options{}, tuple_awaitable);
-            BOOST_TEST(!ec, ec.message());
-            BOOST_TEST(e.id.str() == "adf4238a-882b-9ddc-4a9d-5b6758e4159e");
-            BOOST_TEST(e.ttl.count() == 2000);
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    const auto [r, reqs] = renew_answered_with(
+        R"([{"ID":")" + sid +
+        R"(","Name":"x","Node":"n","LockDelay":1.5,"Behavior":"explode","TTL":"2s","CreateIndex":10,"ModifyIndex":10}])");
+    BOOST_TEST(!r.ec, r.ec.message());
+    BOOST_TEST(r.value.id.str() == sid);
+    BOOST_TEST(r.value.ttl.count() == 2000);
 }
 
 BOOST_AUTO_TEST_CASE(session_renew_answered_for_another_session_or_with_a_bad_ttl_is_bad_response)
@@ -334,21 +305,10 @@ BOOST_AUTO_TEST_CASE(session_renew_answered_for_another_session_or_with_a_bad_tt
     for (const auto& body : {other, bad_ttl}) {
         BOOST_TEST_CONTEXT("body: " << body)
         {
-            fake_agent fake;
-            fake.push(fake_step::respond(fake_agent::consul_reply(body, 10)));
-            bool ran = false;
-            run_async(
-                [&](asio::io_context& ioc) -> asio::awaitable<void> {
-                    client c(ioc.get_executor(), fake_agent_options(fake.port()));
-                    auto [ec, e] = co_await c.session_renew(session_id("adf4238a-882b-9ddc-4a9d-5b6758e4159e"),
-                                                            write_options{}, tuple_awaitable);
-                    BOOST_TEST(ec == errc::bad_response, ec.message());
-                    BOOST_TEST(e.id.empty());
-                    ran = true;
-                },
-                5s);
-            BOOST_TEST(ran);
-            BOOST_TEST(fake.requests().size() == 1u);
+            const auto [r, reqs] = renew_answered_with(body);
+            BOOST_TEST(r.ec == errc::bad_response, r.ec.message());
+            BOOST_TEST(r.value.id.empty());
+            BOOST_TEST(reqs.size() == 1u);
         }
     }
 }
@@ -364,23 +324,13 @@ BOOST_AUTO_TEST_CASE(txn_200_with_errors_or_409_without_errors_is_bad_response)
     for (const auto& [status, body] : cases) {
         BOOST_TEST_CONTEXT("status " << status << " body: " << body)
         {
-            fake_agent fake;
-            fake.push(fake_step::respond(fake_agent::reply(status, body, {{"Content-Type", "application/json"}})));
-            bool ran = false;
-            run_async(
-                [&](asio::io_context& ioc) -> asio::awaitable<void> {
-                    client c(ioc.get_executor(), fake_agent_options(fake.port()));
-                    std::vector<txn_op> ops;
-                    ops.push_back(txn_op::set("k", "v"));
-                    auto [ec, r] = co_await c.txn(ops, write_options{}, tuple_awaitable);
-                    BOOST_TEST(ec == errc::bad_response, ec.message());
-                    BOOST_TEST(r.results.empty());
-                    BOOST_TEST(r.errors.empty());
-                    ran = true;
-                },
-                5s);
-            BOOST_TEST(ran);
-            BOOST_TEST(fake.requests().size() == 1u);
+            const auto [r, reqs] = answered_with(
+                fake_agent::reply(status, body, {{"Content-Type", "application/json"}}),
+                [](client& c) { return c.txn({txn_op::set("k", "v")}, write_options{}, tuple_awaitable); });
+            BOOST_TEST(r.ec == errc::bad_response, r.ec.message());
+            BOOST_TEST(r.value.results.empty());
+            BOOST_TEST(r.value.errors.empty());
+            BOOST_TEST(reqs.size() == 1u);
         }
     }
 }

@@ -7,12 +7,11 @@
 
 #include "async_test.hpp"
 #include "fake_agent.hpp"
+#include "fault_helpers.hpp"
 #include "test_options.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <functional>
@@ -22,14 +21,8 @@
 namespace asio = boost::asio;
 using namespace colock;
 using namespace colock::consul;
-using colock::test::fake_agent;
-using colock::test::fake_step;
-using colock::test::fake_agent_options; // with max_attempts 1 here: every failure reaches the watch
-using colock::test::run_async;
-using colock::test::sleep_for;
+using namespace colock::test;
 using namespace std::chrono_literals;
-using clock_type = std::chrono::steady_clock;
-constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
@@ -41,21 +34,31 @@ std::string entry_reply(std::uint64_t index, const std::string& key = "k")
                                     index);
 }
 
-long long ms_since(clock_type::time_point t0)
+// Runs `body` with a kv_watch on `key` with `wo`, on a client with max_attempts 1 (every failure reaches the watch)
+// against `fake`, under run_async's deadline; checks that the body ran to its end.
+void with_watch(fake_agent& fake, const std::string& key, kv_watch_options wo,
+                std::function<asio::awaitable<void>(kv_watch&)> body)
 {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0).count();
+    with_client(fake_agent_options(fake.port(), 1), [&](client& c, asio::io_context&) -> asio::awaitable<void> {
+        kv_watch w(c, key, wo);
+        co_await body(w);
+    });
 }
 
-// Polls `cond` every 5 ms on the test's io_context; false if it did not hold within `limit`.
-asio::awaitable<bool> eventually(std::function<bool()> cond, std::chrono::milliseconds limit)
+// The next next() delivers a change with `index`.
+asio::awaitable<kv_get_result> expect_change(kv_watch& w, std::uint64_t index)
 {
-    const auto give_up = clock_type::now() + limit;
-    while (!cond()) {
-        if (clock_type::now() >= give_up)
-            co_return false;
-        co_await sleep_for(5ms);
-    }
-    co_return true;
+    auto [ec, r] = co_await w.next(tuple_awaitable);
+    BOOST_TEST_REQUIRE(!ec, ec.message());
+    BOOST_TEST(r.meta.index == index);
+    co_return r;
+}
+
+kv_watch_options waiting(std::chrono::milliseconds wait)
+{
+    kv_watch_options wo;
+    wo.wait = wait;
+    return wo;
 }
 
 } // namespace
@@ -68,32 +71,15 @@ BOOST_AUTO_TEST_CASE(first_request_is_a_plain_read_then_index_and_wait_are_sent)
     fake.push(fake_step::respond(entry_reply(7)));
     fake.push(fake_step::respond(entry_reply(7))); // a wake-up with the same index: not delivered
     fake.push(fake_step::respond(entry_reply(8)));
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
-            kv_watch_options wo;
-            wo.wait = 1500ms;
-            kv_watch w(c, "k", wo);
-            BOOST_TEST(w.index() == 0u);
-            auto [ec1, r1] = co_await w.next(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec1, ec1.message());
-            BOOST_TEST(r1.meta.index == 7u);
-            BOOST_TEST(r1.entry.has_value());
-            BOOST_TEST(w.index() == 7u);
-            auto [ec2, r2] = co_await w.next(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec2, ec2.message());
-            BOOST_TEST(r2.meta.index == 8u);
-            BOOST_TEST(w.index() == 8u);
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
-    const auto reqs = fake.requests();
-    BOOST_TEST_REQUIRE(reqs.size() == 3u);
-    BOOST_TEST(reqs[0].target == "/v1/kv/k");
-    BOOST_TEST(reqs[1].target == "/v1/kv/k?index=7&wait=1500ms");
-    BOOST_TEST(reqs[2].target == "/v1/kv/k?index=7&wait=1500ms");
+    with_watch(fake, "k", waiting(1500ms), [&](kv_watch& w) -> asio::awaitable<void> {
+        BOOST_TEST(w.index() == 0u);
+        const auto r1 = co_await expect_change(w, 7);
+        BOOST_TEST(r1.entry.has_value());
+        BOOST_TEST(w.index() == 7u);
+        co_await expect_change(w, 8);
+        BOOST_TEST(w.index() == 8u);
+    });
+    expect_targets(fake.requests(), {"/v1/kv/k", "/v1/kv/k?index=7&wait=1500ms", "/v1/kv/k?index=7&wait=1500ms"});
 }
 
 BOOST_AUTO_TEST_CASE(consistent_watch_sends_consistent_on_every_request)
@@ -101,27 +87,13 @@ BOOST_AUTO_TEST_CASE(consistent_watch_sends_consistent_on_every_request)
     fake_agent fake;
     fake.push(fake_step::respond(entry_reply(3, "a/b")));
     fake.push(fake_step::respond(entry_reply(4, "a/b")));
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
-            kv_watch_options wo;
-            wo.wait = 2s;
-            wo.consistency = consistency_mode::consistent;
-            kv_watch w(c, "a/b", wo);
-            auto [ec1, r1] = co_await w.next(tuple_awaitable);
-            BOOST_TEST(!ec1, ec1.message());
-            auto [ec2, r2] = co_await w.next(tuple_awaitable);
-            BOOST_TEST(!ec2, ec2.message());
-            BOOST_TEST(r2.meta.index == 4u);
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
-    const auto reqs = fake.requests();
-    BOOST_TEST_REQUIRE(reqs.size() == 2u);
-    BOOST_TEST(reqs[0].target == "/v1/kv/a/b?consistent");
-    BOOST_TEST(reqs[1].target == "/v1/kv/a/b?consistent&index=3&wait=2000ms");
+    auto wo = waiting(2s);
+    wo.consistency = consistency_mode::consistent;
+    with_watch(fake, "a/b", wo, [&](kv_watch& w) -> asio::awaitable<void> {
+        co_await expect_change(w, 3);
+        co_await expect_change(w, 4);
+    });
+    expect_targets(fake.requests(), {"/v1/kv/a/b?consistent", "/v1/kv/a/b?consistent&index=3&wait=2000ms"});
 }
 
 BOOST_AUTO_TEST_CASE(same_index_at_once_forever_is_held_to_the_token_bucket_rate)
@@ -130,43 +102,33 @@ BOOST_AUTO_TEST_CASE(same_index_at_once_forever_is_held_to_the_token_bucket_rate
     fake.push(fake_step::respond(entry_reply(1000)));
     // Every further query returns at once with the same index (a buggy or churning server).
     fake.set_default(fake_step::respond(entry_reply(1000)));
-    bool ran = false;
     std::size_t churn_requests = 0;
     // State the callback writes to lives outside the coroutine frame, so a failed check cannot leave it dangling.
     bool done = false;
     error_code ec2;
     kv_get_result r2;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
-            kv_watch_options wo;
-            wo.wait = 1s;
-            wo.burst = 4;
-            wo.refill = 50ms;
-            kv_watch w(c, "k", wo);
-            auto [ec1, r1] = co_await w.next(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec1, ec1.message());
-            BOOST_TEST(r1.meta.index == 1000u);
+    auto wo = waiting(1s);
+    wo.burst = 4;
+    wo.refill = 50ms;
+    with_watch(fake, "k", wo, [&](kv_watch& w) -> asio::awaitable<void> {
+        co_await expect_change(w, 1000);
 
-            w.next([&](error_code e, kv_get_result r) {
-                ec2 = e;
-                r2 = std::move(r);
-                done = true;
-            });
-            co_await sleep_for(600ms);
-            BOOST_TEST(!done); // same index: nothing to deliver
-            churn_requests = fake.requests().size() - 1;
-            fake.push(fake_step::respond(entry_reply(1001))); // now a real change
-            const auto t0 = clock_type::now();
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return done; }, 2s));
-            BOOST_TEST(ms_since(t0) < 500);
-            BOOST_TEST(!ec2, ec2.message());
-            BOOST_TEST(r2.meta.index == 1001u);
-            BOOST_TEST(w.index() == 1001u);
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+        w.next([&](error_code e, kv_get_result r) {
+            ec2 = e;
+            r2 = std::move(r);
+            done = true;
+        });
+        co_await sleep_for(600ms);
+        BOOST_TEST(!done); // same index: nothing to deliver
+        churn_requests = fake.requests().size() - 1;
+        fake.push(fake_step::respond(entry_reply(1001))); // now a real change
+        const auto t0 = clock_type::now();
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return done; }, 2s));
+        BOOST_TEST(ms_since(t0) < 500);
+        BOOST_TEST(!ec2, ec2.message());
+        BOOST_TEST(r2.meta.index == 1001u);
+        BOOST_TEST(w.index() == 1001u);
+    });
     BOOST_TEST_MESSAGE(churn_requests << " queries in 600 ms of same-index replies");
     // 600 ms at burst 4, refill 50 ms: 3 tokens left after the first read + 12 refills; generous slack for a loaded
     // machine, but far from the hundreds a hot loop would send.
@@ -183,32 +145,13 @@ BOOST_AUTO_TEST_CASE(index_going_backwards_is_delivered_and_the_next_request_car
     fake.push(fake_step::respond(entry_reply(100)));
     fake.push(fake_step::respond(entry_reply(50))); // snapshot restore / restarted dev agent
     fake.push(fake_step::respond(entry_reply(51)));
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
-            kv_watch_options wo;
-            wo.wait = 1s;
-            kv_watch w(c, "k", wo);
-            auto [ec1, r1] = co_await w.next(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec1, ec1.message());
-            BOOST_TEST(r1.meta.index == 100u);
-            auto [ec2, r2] = co_await w.next(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec2, ec2.message());
-            BOOST_TEST(r2.meta.index == 50u); // delivered as a change
-            BOOST_TEST(w.index() == 50u);
-            auto [ec3, r3] = co_await w.next(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec3, ec3.message());
-            BOOST_TEST(r3.meta.index == 51u);
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
-    const auto reqs = fake.requests();
-    BOOST_TEST_REQUIRE(reqs.size() == 3u);
-    BOOST_TEST(reqs[0].target == "/v1/kv/k");
-    BOOST_TEST(reqs[1].target == "/v1/kv/k?index=100&wait=1000ms");
-    BOOST_TEST(reqs[2].target == "/v1/kv/k?index=50&wait=1000ms");
+    with_watch(fake, "k", waiting(1s), [&](kv_watch& w) -> asio::awaitable<void> {
+        co_await expect_change(w, 100);
+        co_await expect_change(w, 50); // delivered as a change
+        BOOST_TEST(w.index() == 50u);
+        co_await expect_change(w, 51);
+    });
+    expect_targets(fake.requests(), {"/v1/kv/k", "/v1/kv/k?index=100&wait=1000ms", "/v1/kv/k?index=50&wait=1000ms"});
 }
 
 BOOST_AUTO_TEST_CASE(errors_are_delivered_and_the_next_request_waits_for_the_backoff)
@@ -220,53 +163,43 @@ BOOST_AUTO_TEST_CASE(errors_are_delivered_and_the_next_request_waits_for_the_bac
         fake.push(fake_step::respond(fake_agent::consul_error(500, "No cluster leader")));
     fake.push(fake_step::respond(entry_reply(6)));
     fake.push(fake_step::respond(entry_reply(7)));
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
-            kv_watch_options wo;
-            wo.wait = 1s;
-            wo.burst = 100; // the bucket never binds here: only the backoff spaces the requests
-            wo.refill = 1ms;
-            wo.error_backoff_initial = 150ms;
-            wo.error_backoff_max = 150ms; // each wait is uniform in [0, 150 ms]
-            kv_watch w(c, "k", wo);
-            auto [ec0, r0] = co_await w.next(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec0, ec0.message());
+    auto wo = waiting(1s);
+    wo.burst = 100; // the bucket never binds here: only the backoff spaces the requests
+    wo.refill = 1ms;
+    wo.error_backoff_initial = 150ms;
+    wo.error_backoff_max = 150ms; // each wait is uniform in [0, 150 ms]
+    with_watch(fake, "k", wo, [&](kv_watch& w) -> asio::awaitable<void> {
+        auto [ec0, r0] = co_await w.next(tuple_awaitable);
+        BOOST_TEST_REQUIRE(!ec0, ec0.message());
 
-            long long total_after_errors = 0;
-            for (int i = 0; i < errors; ++i) {
-                const auto t0 = clock_type::now();
-                auto [ec, r] = co_await w.next(tuple_awaitable);
-                const auto took = ms_since(t0);
-                BOOST_TEST(ec == make_http_error(500), ec.message());
-                BOOST_TEST(!r.entry.has_value());
-                BOOST_TEST(took < 400, "next() after an error took " << took << " ms");
-                if (i > 0)
-                    total_after_errors += took;
-            }
-            const auto t1 = clock_type::now();
-            auto [ec6, r6] = co_await w.next(tuple_awaitable); // after the last error: backoff, then success
-            const auto took6 = ms_since(t1);
-            BOOST_TEST_REQUIRE(!ec6, ec6.message());
-            BOOST_TEST(r6.meta.index == 6u);
-            BOOST_TEST(took6 < 400);
-            total_after_errors += took6;
-            // 7 independent waits uniform in [0, 150]: their sum is below 100 ms with probability ~1e-5, while
-            // without any backoff it would be a few ms.
-            BOOST_TEST(total_after_errors >= 100, "requests after errors came after " << total_after_errors << " ms");
-            BOOST_TEST(total_after_errors < 7 * 150 + 700);
+        long long total_after_errors = 0;
+        for (int i = 0; i < errors; ++i) {
+            const auto t0 = clock_type::now();
+            auto [ec, r] = co_await w.next(tuple_awaitable);
+            const auto took = ms_since(t0);
+            BOOST_TEST(ec == make_http_error(500), ec.message());
+            BOOST_TEST(!r.entry.has_value());
+            BOOST_TEST(took < 400, "next() after an error took " << took << " ms");
+            if (i > 0)
+                total_after_errors += took;
+        }
+        const auto t1 = clock_type::now();
+        co_await expect_change(w, 6); // after the last error: backoff, then success
+        const auto took6 = ms_since(t1);
+        BOOST_TEST(took6 < 400);
+        total_after_errors += took6;
+        // 7 independent waits uniform in [0, 150]: their sum is below 100 ms with probability ~1e-5, while
+        // without any backoff it would be a few ms.
+        BOOST_TEST(total_after_errors >= 100, "requests after errors came after " << total_after_errors << " ms");
+        BOOST_TEST(total_after_errors < 7 * 150 + 700);
 
-            // A success resets the backoff: the next change is asked for at once.
-            const auto t2 = clock_type::now();
-            auto [ec7, r7] = co_await w.next(tuple_awaitable);
-            BOOST_TEST(!ec7, ec7.message());
-            BOOST_TEST(r7.meta.index == 7u);
-            BOOST_TEST(ms_since(t2) < 250);
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+        // A success resets the backoff: the next change is asked for at once.
+        const auto t2 = clock_type::now();
+        auto [ec7, r7] = co_await w.next(tuple_awaitable);
+        BOOST_TEST(!ec7, ec7.message());
+        BOOST_TEST(r7.meta.index == 7u);
+        BOOST_TEST(ms_since(t2) < 250);
+    });
     const auto reqs = fake.requests();
     BOOST_TEST_REQUIRE(reqs.size() == static_cast<std::size_t>(errors + 3));
     for (std::size_t i = 1; i < reqs.size(); ++i)
@@ -279,32 +212,24 @@ BOOST_AUTO_TEST_CASE(after_an_error_only_the_backoff_delays_the_next_request_whe
     fake.push(fake_step::respond(entry_reply(5)));
     fake.push(fake_step::respond(fake_agent::consul_error(500, "No cluster leader")));
     fake.push(fake_step::respond(entry_reply(6)));
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
-            kv_watch_options wo;
-            wo.wait = 1s;
-            wo.burst = 4;       // tokens are left after two queries...
-            wo.refill = 600ms;  // ...and the next refill is far away
-            wo.error_backoff_initial = 20ms;
-            wo.error_backoff_max = 20ms;
-            kv_watch w(c, "k", wo);
-            auto [ec1, r1] = co_await w.next(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec1, ec1.message());
-            auto [ec2, r2] = co_await w.next(tuple_awaitable);
-            BOOST_TEST_REQUIRE(ec2 == make_http_error(500), ec2.message());
-            const auto t0 = clock_type::now();
-            auto [ec3, r3] = co_await w.next(tuple_awaitable);
-            const auto took = ms_since(t0);
-            BOOST_TEST(!ec3, ec3.message());
-            BOOST_TEST(r3.meta.index == 6u);
-            // Backoff (<= 20 ms) and a token already in the bucket: no reason to wait for the next refill.
-            BOOST_TEST(took < 250, "the request after the error waited " << took << " ms");
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    auto wo = waiting(1s);
+    wo.burst = 4;       // tokens are left after two queries...
+    wo.refill = 600ms;  // ...and the next refill is far away
+    wo.error_backoff_initial = 20ms;
+    wo.error_backoff_max = 20ms;
+    with_watch(fake, "k", wo, [&](kv_watch& w) -> asio::awaitable<void> {
+        auto [ec1, r1] = co_await w.next(tuple_awaitable);
+        BOOST_TEST_REQUIRE(!ec1, ec1.message());
+        auto [ec2, r2] = co_await w.next(tuple_awaitable);
+        BOOST_TEST_REQUIRE(ec2 == make_http_error(500), ec2.message());
+        const auto t0 = clock_type::now();
+        auto [ec3, r3] = co_await w.next(tuple_awaitable);
+        const auto took = ms_since(t0);
+        BOOST_TEST(!ec3, ec3.message());
+        BOOST_TEST(r3.meta.index == 6u);
+        // Backoff (<= 20 ms) and a token already in the bucket: no reason to wait for the next refill.
+        BOOST_TEST(took < 250, "the request after the error waited " << took << " ms");
+    });
     BOOST_TEST(fake.requests().size() == 3u);
 }
 
@@ -314,46 +239,35 @@ void cancel_in_flight(asio::cancellation_type type)
     fake.push(fake_step::respond(entry_reply(5)));
     fake.push(fake_step::never_reply());
     fake.push(fake_step::respond(entry_reply(6)));
-    bool ran = false;
     // Outside the coroutine frame: the pending next() refers to them even if a check fails early.
     asio::cancellation_signal signal;
     bool done = false;
     error_code ec2;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
-            kv_watch_options wo;
-            wo.wait = 2s; // deadline of the blocking query: far beyond the cancellation
-            kv_watch w(c, "k", wo);
-            auto [ec1, r1] = co_await w.next(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec1, ec1.message());
+    // wait 2 s: the deadline of the blocking query is far beyond the cancellation.
+    with_watch(fake, "k", waiting(2s), [&](kv_watch& w) -> asio::awaitable<void> {
+        co_await expect_change(w, 5);
 
-            w.next(asio::bind_cancellation_slot(signal.slot(), [&](error_code e, kv_get_result) {
-                ec2 = e;
-                done = true;
-            }));
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return fake.requests().size() == 2u; }, 2s));
-            co_await sleep_for(50ms);
-            BOOST_TEST(!done);
-            const auto t0 = clock_type::now();
-            signal.emit(type);
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return done; }, 1500ms));
-            const auto took = ms_since(t0);
-            BOOST_TEST(ec2 == asio::error::operation_aborted, ec2.message());
-            BOOST_TEST(took < 300, "cancellation took " << took << " ms");
+        w.next(asio::bind_cancellation_slot(signal.slot(), [&](error_code e, kv_get_result) {
+            ec2 = e;
+            done = true;
+        }));
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return fake.requests().size() == 2u; }, 2s));
+        co_await sleep_for(50ms);
+        BOOST_TEST(!done);
+        const auto t0 = clock_type::now();
+        signal.emit(type);
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return done; }, 1500ms));
+        const auto took = ms_since(t0);
+        BOOST_TEST(ec2 == asio::error::operation_aborted, ec2.message());
+        BOOST_TEST(took < 300, "cancellation took " << took << " ms");
 
-            // The watch stays usable and continues from the last delivered index.
-            auto [ec3, r3] = co_await w.next(tuple_awaitable);
-            BOOST_TEST(!ec3, ec3.message());
-            BOOST_TEST(r3.meta.index == 6u);
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+        // The watch stays usable and continues from the last delivered index.
+        auto [ec3, r3] = co_await w.next(tuple_awaitable);
+        BOOST_TEST(!ec3, ec3.message());
+        BOOST_TEST(r3.meta.index == 6u);
+    });
     const auto reqs = fake.requests();
-    BOOST_TEST_REQUIRE(reqs.size() == 3u);
-    BOOST_TEST(reqs[1].target == "/v1/kv/k?index=5&wait=2000ms");
-    BOOST_TEST(reqs[2].target == "/v1/kv/k?index=5&wait=2000ms");
+    expect_targets(reqs, {"/v1/kv/k", "/v1/kv/k?index=5&wait=2000ms", "/v1/kv/k?index=5&wait=2000ms"});
     BOOST_TEST(reqs[2].connection != reqs[1].connection); // the abandoned connection was not reused
 }
 
@@ -372,32 +286,24 @@ BOOST_AUTO_TEST_CASE(a_second_next_while_one_is_pending_is_refused)
 {
     fake_agent fake;
     fake.push(fake_step::never_reply());
-    bool ran = false;
     error_code first_ec;
     bool first_done = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port(), 1));
-            {
-                kv_watch w(c, "k");
-                w.next([&](error_code ec, kv_get_result) {
-                    first_ec = ec;
-                    first_done = true;
-                });
-                auto [ec, r] = co_await w.next(asio::as_tuple(asio::use_awaitable));
-                BOOST_TEST(ec == errc::operation_in_progress, ec.message());
-                BOOST_TEST(!first_done);
-            } // destroying the watch cancels the pending next()
-            const auto t0 = clock_type::now();
-            while (!first_done && clock_type::now() - t0 < 2s)
-                co_await sleep_for(5ms);
-            BOOST_TEST(first_done);
-            BOOST_TEST(first_ec == asio::error::operation_aborted, first_ec.message());
-            BOOST_TEST((clock_type::now() - t0 < 500ms));
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    with_client(fake_agent_options(fake.port(), 1), [&](client& c, asio::io_context&) -> asio::awaitable<void> {
+        {
+            kv_watch w(c, "k");
+            w.next([&](error_code ec, kv_get_result) {
+                first_ec = ec;
+                first_done = true;
+            });
+            auto [ec, r] = co_await w.next(tuple_awaitable);
+            BOOST_TEST(ec == errc::operation_in_progress, ec.message());
+            BOOST_TEST(!first_done);
+        } // destroying the watch cancels the pending next()
+        const auto t0 = clock_type::now();
+        BOOST_TEST(co_await eventually([&] { return first_done; }, 2s));
+        BOOST_TEST(first_ec == asio::error::operation_aborted, first_ec.message());
+        BOOST_TEST((clock_type::now() - t0 < 500ms));
+    });
 }
 
 BOOST_AUTO_TEST_SUITE_END()

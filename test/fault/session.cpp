@@ -7,14 +7,12 @@
 
 #include "async_test.hpp"
 #include "fake_agent.hpp"
+#include "fault_helpers.hpp"
 #include "test_options.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -23,15 +21,8 @@
 namespace asio = boost::asio;
 using namespace colock;
 using namespace colock::consul;
-using colock::test::fake_agent;
-using colock::test::fake_step;
-using colock::test::fake_agent_options;
-using colock::test::recorded_request;
-using colock::test::run_async;
-using colock::test::sleep_for;
+using namespace colock::test;
 using namespace std::chrono_literals;
-using clock_type = std::chrono::steady_clock;
-constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
@@ -58,26 +49,32 @@ std::string renew_reply(const std::string& id, const std::string& ttl)
                                     10);
 }
 
-long long ms_between(clock_type::time_point a, clock_type::time_point b)
+// Runs `body` with a session (`so`) on a client with `o`, under run_async's deadline (`timeout`); checks that the
+// body ran to its end.
+void with_session(const client_options& o, std::function<asio::awaitable<void>(session&, client&)> body,
+                  const session_options& so = one_second_session(), std::chrono::milliseconds timeout = 5s)
 {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+    with_client(
+        o,
+        [&](client& c, asio::io_context&) -> asio::awaitable<void> {
+            session s(c, so);
+            co_await body(s, c);
+        },
+        timeout);
 }
 
-asio::awaitable<bool> eventually(std::function<bool()> cond, std::chrono::milliseconds limit)
+// start() succeeds; returns the new session's id.
+asio::awaitable<session_id> expect_started(session& s)
 {
-    const auto give_up = clock_type::now() + limit;
-    while (!cond()) {
-        if (clock_type::now() >= give_up)
-            co_return false;
-        co_await sleep_for(5ms);
-    }
-    co_return true;
+    auto [ec, id] = co_await s.start(tuple_awaitable);
+    BOOST_TEST_REQUIRE(!ec, ec.message());
+    co_return id;
 }
 
-std::size_t count_targets(const std::vector<recorded_request>& reqs, const std::string& prefix)
+asio::awaitable<void> expect_closed(session& s)
 {
-    return static_cast<std::size_t>(
-        std::count_if(reqs.begin(), reqs.end(), [&](const recorded_request& r) { return r.target.starts_with(prefix); }));
+    auto [ec] = co_await s.close(tuple_awaitable);
+    BOOST_TEST(!ec, ec.message());
 }
 
 } // namespace
@@ -90,35 +87,23 @@ BOOST_AUTO_TEST_CASE(renew_reply_with_a_larger_ttl_is_adopted)
     fake.push(fake_step::respond(create_reply(id1)));
     fake.push(fake_step::respond(renew_reply(id1, "2s")));
     fake.push(fake_step::respond(fake_agent::reply(200, "true"))); // destroy on close
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            session s(c, one_second_session());
-            auto [ec, id] = co_await s.start(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec, ec.message());
-            BOOST_TEST(id.str() == id1);
-            BOOST_TEST(s.ttl() == 1000ms);
-            BOOST_TEST(s.generation() == 1u);
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return s.ttl() == 2000ms; }, 1500ms));
-            BOOST_TEST(s.is_live());
-            // The deadline follows the adopted TTL: renew send time + 2 s - margin, i.e. well past the 1 s one.
-            BOOST_TEST(ms_between(clock_type::now(), s.deadline()) > 1200);
-            auto [cec] = co_await s.close(tuple_awaitable);
-            BOOST_TEST(!cec, cec.message());
-            BOOST_TEST(!s.is_live());
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    with_session(fake_agent_options(fake.port()), [&](session& s, client&) -> asio::awaitable<void> {
+        const auto id = co_await expect_started(s);
+        BOOST_TEST(id.str() == id1);
+        BOOST_TEST(s.ttl() == 1000ms);
+        BOOST_TEST(s.generation() == 1u);
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return s.ttl() == 2000ms; }, 1500ms));
+        BOOST_TEST(s.is_live());
+        // The deadline follows the adopted TTL: renew send time + 2 s - margin, i.e. well past the 1 s one.
+        BOOST_TEST(ms_between(clock_type::now(), s.deadline()) > 1200);
+        co_await expect_closed(s);
+        BOOST_TEST(!s.is_live());
+    });
     const auto reqs = fake.requests();
-    BOOST_TEST_REQUIRE(reqs.size() == 3u);
+    expect_targets(reqs, {"/v1/session/create", "/v1/session/renew/" + id1, "/v1/session/destroy/" + id1});
     BOOST_TEST(reqs[0].method == "PUT");
-    BOOST_TEST(reqs[0].target == "/v1/session/create");
     BOOST_TEST(reqs[0].body.find(R"("TTL":"1000ms")") != std::string::npos, reqs[0].body);
     BOOST_TEST(reqs[1].method == "PUT");
-    BOOST_TEST(reqs[1].target == "/v1/session/renew/" + id1);
-    BOOST_TEST(reqs[2].target == "/v1/session/destroy/" + id1);
 }
 
 BOOST_AUTO_TEST_CASE(renew_404_is_loss_at_once_without_a_destroy)
@@ -127,32 +112,24 @@ BOOST_AUTO_TEST_CASE(renew_404_is_loss_at_once_without_a_destroy)
     fake.push(fake_step::respond(create_reply(id1)));
     fake.push(fake_step::respond(fake_agent::consul_error(404, "Session id '" + id1 + "' not found")));
     fake.set_default(fake_step::respond(fake_agent::reply(200, "true")));
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            session s(c, one_second_session());
-            auto [ec, id] = co_await s.start(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec, ec.message());
-            const auto started = clock_type::now();
-            auto [lec] = co_await s.lost(tuple_awaitable);
-            const auto took = ms_between(started, clock_type::now());
-            BOOST_TEST(lec == errc::session_invalidated, lec.message());
-            BOOST_TEST(lec == condition::ownership_lost);
-            BOOST_TEST_MESSAGE("session_invalidated " << took << " ms after start() completed");
-            // The first renewal goes out at TTL/2 minus up to 10 % jitter; the 404 is acted on at once.
-            BOOST_TEST(took >= 350, "lost after " << took << " ms");
-            BOOST_TEST(took < 800, "lost after " << took << " ms");
-            BOOST_TEST(!s.is_live());
-            BOOST_TEST(!s.id().has_value());
-            // lost() on a dead session completes at once with the last reason.
-            auto [lec2] = co_await s.lost(tuple_awaitable);
-            BOOST_TEST(lec2 == errc::session_invalidated, lec2.message());
-            co_await sleep_for(200ms); // room for a (wrong) destroy or further renewals to show up
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    with_session(fake_agent_options(fake.port()), [&](session& s, client&) -> asio::awaitable<void> {
+        co_await expect_started(s);
+        const auto started = clock_type::now();
+        auto [lec] = co_await s.lost(tuple_awaitable);
+        const auto took = ms_since(started);
+        BOOST_TEST(lec == errc::session_invalidated, lec.message());
+        BOOST_TEST(lec == condition::ownership_lost);
+        BOOST_TEST_MESSAGE("session_invalidated " << took << " ms after start() completed");
+        // The first renewal goes out at TTL/2 minus up to 10 % jitter; the 404 is acted on at once.
+        BOOST_TEST(took >= 350, "lost after " << took << " ms");
+        BOOST_TEST(took < 800, "lost after " << took << " ms");
+        BOOST_TEST(!s.is_live());
+        BOOST_TEST(!s.id().has_value());
+        // lost() on a dead session completes at once with the last reason.
+        auto [lec2] = co_await s.lost(tuple_awaitable);
+        BOOST_TEST(lec2 == errc::session_invalidated, lec2.message());
+        co_await sleep_for(200ms); // room for a (wrong) destroy or further renewals to show up
+    });
     const auto reqs = fake.requests();
     BOOST_TEST_REQUIRE(reqs.size() == 2u);
     BOOST_TEST(reqs[1].target == "/v1/session/renew/" + id1);
@@ -164,36 +141,28 @@ void expired_while_renewals_hang(fake_step hang, bool renewals_recorded)
     fake_agent fake;
     fake.push(fake_step::respond(create_reply(id1)));
     fake.set_default(hang); // every renewal (and the background destroy) hangs
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fake_agent_options(fake.port());
-            o.max_attempts = 1; // keeps the background destroy after the loss short
-            client c(ioc.get_executor(), o);
-            session s(c, one_second_session());
-            const auto called = clock_type::now();
-            auto [ec, id] = co_await s.start(tuple_awaitable);
-            const auto started = clock_type::now();
-            BOOST_TEST_REQUIRE(!ec, ec.message());
-            // D1: the deadline is at most the creation request's send time + TTL.
-            BOOST_TEST(ms_between(called, s.deadline()) <= 1000);
-            BOOST_TEST(ms_between(started, s.deadline()) >= 900);
-            auto [lec] = co_await s.lost(tuple_awaitable);
-            const auto lost_at = clock_type::now();
-            BOOST_TEST(lec == errc::session_expired, lec.message());
-            BOOST_TEST_MESSAGE("session_expired " << ms_between(called, lost_at) << " ms after start() was called, "
-                                                  << ms_between(started, lost_at) << " ms after it completed");
-            // Signalled by the local timer at the deadline (send time + 1 s - 50 ms margin), not before it and not
-            // after send time + TTL (plus scheduling slack), although no renewal ever got an answer.
-            BOOST_TEST(ms_between(called, lost_at) >= 940, "lost " << ms_between(called, lost_at) << " ms after start()");
-            BOOST_TEST(ms_between(started, lost_at) > 500);
-            BOOST_TEST(ms_between(started, lost_at) < 1150, "lost " << ms_between(started, lost_at) << " ms after start()");
-            BOOST_TEST(!s.is_live());
-            BOOST_TEST((s.deadline() == session::clock::time_point::min()));
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    auto o = fake_agent_options(fake.port());
+    o.max_attempts = 1; // keeps the background destroy after the loss short
+    with_session(o, [&](session& s, client&) -> asio::awaitable<void> {
+        const auto called = clock_type::now();
+        co_await expect_started(s);
+        const auto started = clock_type::now();
+        // D1: the deadline is at most the creation request's send time + TTL.
+        BOOST_TEST(ms_between(called, s.deadline()) <= 1000);
+        BOOST_TEST(ms_between(started, s.deadline()) >= 900);
+        auto [lec] = co_await s.lost(tuple_awaitable);
+        const auto lost_at = clock_type::now();
+        BOOST_TEST(lec == errc::session_expired, lec.message());
+        BOOST_TEST_MESSAGE("session_expired " << ms_between(called, lost_at) << " ms after start() was called, "
+                                              << ms_between(started, lost_at) << " ms after it completed");
+        // Signalled by the local timer at the deadline (send time + 1 s - 50 ms margin), not before it and not
+        // after send time + TTL (plus scheduling slack), although no renewal ever got an answer.
+        BOOST_TEST(ms_between(called, lost_at) >= 940, "lost " << ms_between(called, lost_at) << " ms after start()");
+        BOOST_TEST(ms_between(started, lost_at) > 500);
+        BOOST_TEST(ms_between(started, lost_at) < 1150, "lost " << ms_between(started, lost_at) << " ms after start()");
+        BOOST_TEST(!s.is_live());
+        BOOST_TEST((s.deadline() == session::clock::time_point::min()));
+    });
     if (renewals_recorded)
         BOOST_TEST(count_targets(fake.requests(), "/v1/session/renew/" + id1) >= 1u);
 }
@@ -215,26 +184,18 @@ BOOST_AUTO_TEST_CASE(a_failed_renewal_is_retried_before_the_deadline)
     fake.push(fake_step::respond(fake_agent::consul_error(500, "No cluster leader")));
     fake.push(fake_step::respond(renew_reply(id1, "1s")));
     fake.set_default(fake_step::respond(renew_reply(id1, "1s")));
-    bool ran = false;
     bool lost = false; // outside the coroutine: the lost() handler runs when the session is destroyed
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fake_agent_options(fake.port());
-            o.max_attempts = 1; // the session's own retry, not the transport's
-            client c(ioc.get_executor(), o);
-            session s(c, one_second_session());
-            auto [ec, id] = co_await s.start(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec, ec.message());
-            const auto started = clock_type::now();
-            s.lost([&](error_code) { lost = true; });
-            co_await sleep_for(1200ms); // past the first deadline (~950 ms)
-            BOOST_TEST(!lost);
-            BOOST_TEST(s.is_live());
-            BOOST_TEST(ms_between(started, s.deadline()) > 1000);
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    auto o = fake_agent_options(fake.port());
+    o.max_attempts = 1; // the session's own retry, not the transport's
+    with_session(o, [&](session& s, client&) -> asio::awaitable<void> {
+        co_await expect_started(s);
+        const auto started = clock_type::now();
+        s.lost([&](error_code) { lost = true; });
+        co_await sleep_for(1200ms); // past the first deadline (~950 ms)
+        BOOST_TEST(!lost);
+        BOOST_TEST(s.is_live());
+        BOOST_TEST(ms_between(started, s.deadline()) > 1000);
+    });
     const auto reqs = fake.requests();
     BOOST_TEST_REQUIRE(reqs.size() >= 3u);
     BOOST_TEST(reqs[1].target == "/v1/session/renew/" + id1);
@@ -248,28 +209,19 @@ BOOST_AUTO_TEST_CASE(deadline_after_a_slow_renewal_counts_from_its_send_time)
     fake.push(fake_step::respond(create_reply(id1)));
     fake.push(fake_step::respond(renew_reply(id1, "1s"), 300ms));
     fake.push(fake_step::respond(fake_agent::reply(200, "true"))); // destroy on close
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            session s(c, one_second_session());
-            auto [ec, id] = co_await s.start(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec, ec.message());
-            const auto first_deadline = s.deadline();
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return fake.requests().size() == 2u; }, 1500ms));
-            const auto renew_seen = clock_type::now(); // not earlier than the renewal's send time
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return s.deadline() != first_deadline; }, 1000ms));
-            const auto reply_seen = clock_type::now();
-            BOOST_TEST(ms_between(renew_seen, reply_seen) >= 200); // the reply was late indeed
-            BOOST_TEST(ms_between(renew_seen, s.deadline()) <= 950, // 1 s - 50 ms margin
-                       "deadline " << ms_between(renew_seen, s.deadline()) << " ms after the renewal was seen");
-            BOOST_TEST(ms_between(renew_seen, s.deadline()) >= 700);
-            auto [cec] = co_await s.close(tuple_awaitable);
-            BOOST_TEST(!cec, cec.message());
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    with_session(fake_agent_options(fake.port()), [&](session& s, client&) -> asio::awaitable<void> {
+        co_await expect_started(s);
+        const auto first_deadline = s.deadline();
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return fake.requests().size() == 2u; }, 1500ms));
+        const auto renew_seen = clock_type::now(); // not earlier than the renewal's send time
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return s.deadline() != first_deadline; }, 1000ms));
+        const auto reply_seen = clock_type::now();
+        BOOST_TEST(ms_between(renew_seen, reply_seen) >= 200); // the reply was late indeed
+        BOOST_TEST(ms_between(renew_seen, s.deadline()) <= 950, // 1 s - 50 ms margin
+                   "deadline " << ms_between(renew_seen, s.deadline()) << " ms after the renewal was seen");
+        BOOST_TEST(ms_between(renew_seen, s.deadline()) >= 700);
+        co_await expect_closed(s);
+    });
     const auto reqs = fake.requests();
     BOOST_TEST_REQUIRE(reqs.size() == 3u);
     BOOST_TEST(reqs[1].target == "/v1/session/renew/" + id1);
@@ -280,31 +232,22 @@ BOOST_AUTO_TEST_CASE(concurrent_starts_share_one_creation)
     fake_agent fake;
     fake.push(fake_step::respond(create_reply(id1), 100ms));
     fake.push(fake_step::respond(fake_agent::reply(200, "true"))); // destroy on close
-    bool ran = false;
     int completed = 0; // outside the coroutine frame: the handlers write to them
     std::vector<std::string> ids;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            session s(c, one_second_session());
-            for (int i = 0; i < 3; ++i)
-                s.start([&](error_code ec, session_id id) {
-                    BOOST_TEST(!ec, ec.message());
-                    ids.push_back(id.str());
-                    ++completed;
-                });
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return completed == 3; }, 2s));
-            BOOST_TEST(s.generation() == 1u);
-            auto [cec] = co_await s.close(tuple_awaitable);
-            BOOST_TEST(!cec, cec.message());
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    with_session(fake_agent_options(fake.port()), [&](session& s, client&) -> asio::awaitable<void> {
+        for (int i = 0; i < 3; ++i)
+            s.start([&](error_code ec, session_id id) {
+                BOOST_TEST(!ec, ec.message());
+                ids.push_back(id.str());
+                ++completed;
+            });
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return completed == 3; }, 2s));
+        BOOST_TEST(s.generation() == 1u);
+        co_await expect_closed(s);
+    });
     for (const auto& id : ids)
         BOOST_TEST(id == id1);
-    const auto reqs = fake.requests();
-    BOOST_TEST(count_targets(reqs, "/v1/session/create") == 1u);
+    BOOST_TEST(count_targets(fake.requests(), "/v1/session/create") == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(a_cancelled_start_lets_the_creation_finish_for_the_next_caller)
@@ -312,34 +255,25 @@ BOOST_AUTO_TEST_CASE(a_cancelled_start_lets_the_creation_finish_for_the_next_cal
     fake_agent fake;
     fake.push(fake_step::respond(create_reply(id1), 300ms));
     fake.push(fake_step::respond(fake_agent::reply(200, "true"))); // destroy on close
-    bool ran = false;
     asio::cancellation_signal signal; // outside the coroutine frame, like the handler's state
     bool done = false;
     error_code first_ec;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            session s(c, one_second_session());
-            s.start(asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, session_id) {
-                first_ec = ec;
-                done = true;
-            }));
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return fake.requests().size() == 1u; }, 1s));
-            const auto t0 = clock_type::now();
-            signal.emit(asio::cancellation_type::terminal);
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return done; }, 1s));
-            BOOST_TEST(ms_between(t0, clock_type::now()) < 150);
-            BOOST_TEST(first_ec == asio::error::operation_aborted, first_ec.message());
-            auto [ec, id] = co_await s.start(tuple_awaitable); // joins the creation still in flight
-            BOOST_TEST_REQUIRE(!ec, ec.message());
-            BOOST_TEST(id.str() == id1);
-            BOOST_TEST(s.generation() == 1u);
-            auto [cec] = co_await s.close(tuple_awaitable);
-            BOOST_TEST(!cec, cec.message());
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    with_session(fake_agent_options(fake.port()), [&](session& s, client&) -> asio::awaitable<void> {
+        s.start(asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, session_id) {
+            first_ec = ec;
+            done = true;
+        }));
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return fake.requests().size() == 1u; }, 1s));
+        const auto t0 = clock_type::now();
+        signal.emit(asio::cancellation_type::terminal);
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return done; }, 1s));
+        BOOST_TEST(ms_since(t0) < 150);
+        BOOST_TEST(first_ec == asio::error::operation_aborted, first_ec.message());
+        const auto id = co_await expect_started(s); // joins the creation still in flight
+        BOOST_TEST(id.str() == id1);
+        BOOST_TEST(s.generation() == 1u);
+        co_await expect_closed(s);
+    });
     BOOST_TEST(count_targets(fake.requests(), "/v1/session/create") == 1u);
 }
 
@@ -350,37 +284,23 @@ BOOST_AUTO_TEST_CASE(after_a_loss_start_creates_a_new_session)
     fake.push(fake_step::respond(fake_agent::consul_error(404, "Session id not found")));
     fake.push(fake_step::respond(create_reply(id2)));
     fake.push(fake_step::respond(fake_agent::reply(200, "true"))); // destroy on close
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            session s(c, one_second_session());
-            auto [ec1, first] = co_await s.start(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec1, ec1.message());
-            BOOST_TEST(first.str() == id1);
-            BOOST_TEST(s.generation() == 1u);
-            auto [lec] = co_await s.lost(tuple_awaitable);
-            BOOST_TEST(lec == errc::session_invalidated, lec.message());
-            BOOST_TEST(s.generation() == 1u);
-            auto [ec2, second] = co_await s.start(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec2, ec2.message());
-            BOOST_TEST(second.str() == id2);
-            BOOST_TEST(s.generation() == 2u);
-            BOOST_TEST(s.is_live());
-            BOOST_TEST_REQUIRE(s.id().has_value());
-            BOOST_TEST(s.id()->str() == id2);
-            auto [cec] = co_await s.close(tuple_awaitable);
-            BOOST_TEST(!cec, cec.message());
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
-    const auto reqs = fake.requests();
-    BOOST_TEST_REQUIRE(reqs.size() == 4u);
-    BOOST_TEST(reqs[0].target == "/v1/session/create");
-    BOOST_TEST(reqs[1].target == "/v1/session/renew/" + id1);
-    BOOST_TEST(reqs[2].target == "/v1/session/create");
-    BOOST_TEST(reqs[3].target == "/v1/session/destroy/" + id2);
+    with_session(fake_agent_options(fake.port()), [&](session& s, client&) -> asio::awaitable<void> {
+        const auto first = co_await expect_started(s);
+        BOOST_TEST(first.str() == id1);
+        BOOST_TEST(s.generation() == 1u);
+        auto [lec] = co_await s.lost(tuple_awaitable);
+        BOOST_TEST(lec == errc::session_invalidated, lec.message());
+        BOOST_TEST(s.generation() == 1u);
+        const auto second = co_await expect_started(s);
+        BOOST_TEST(second.str() == id2);
+        BOOST_TEST(s.generation() == 2u);
+        BOOST_TEST(s.is_live());
+        BOOST_TEST_REQUIRE(s.id().has_value());
+        BOOST_TEST(s.id()->str() == id2);
+        co_await expect_closed(s);
+    });
+    expect_targets(fake.requests(), {"/v1/session/create", "/v1/session/renew/" + id1, "/v1/session/create",
+                                     "/v1/session/destroy/" + id2});
 }
 
 BOOST_AUTO_TEST_CASE(create_answered_500_serf_health_critical_is_retried)
@@ -389,27 +309,14 @@ BOOST_AUTO_TEST_CASE(create_answered_500_serf_health_critical_is_retried)
     fake.push(fake_step::respond(fake_agent::consul_error(500, "Check 'serfHealth' is in critical state")));
     fake.push(fake_step::respond(create_reply(id1)));
     fake.push(fake_step::respond(fake_agent::reply(200, "true")));
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            session s(c, one_second_session());
-            auto [ec, id] = co_await s.start(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec, ec.message());
-            BOOST_TEST(id.str() == id1);
-            BOOST_TEST(s.is_live());
-            BOOST_TEST(s.generation() == 1u);
-            auto [cec] = co_await s.close(tuple_awaitable);
-            BOOST_TEST(!cec, cec.message());
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
-    const auto reqs = fake.requests();
-    BOOST_TEST_REQUIRE(reqs.size() == 3u);
-    BOOST_TEST(reqs[0].target == "/v1/session/create");
-    BOOST_TEST(reqs[1].target == "/v1/session/create");
-    BOOST_TEST(reqs[2].target == "/v1/session/destroy/" + id1);
+    with_session(fake_agent_options(fake.port()), [&](session& s, client&) -> asio::awaitable<void> {
+        const auto id = co_await expect_started(s);
+        BOOST_TEST(id.str() == id1);
+        BOOST_TEST(s.is_live());
+        BOOST_TEST(s.generation() == 1u);
+        co_await expect_closed(s);
+    });
+    expect_targets(fake.requests(), {"/v1/session/create", "/v1/session/create", "/v1/session/destroy/" + id1});
 }
 
 BOOST_AUTO_TEST_CASE(create_answered_403_is_not_retried)
@@ -417,20 +324,13 @@ BOOST_AUTO_TEST_CASE(create_answered_403_is_not_retried)
     fake_agent fake;
     fake.push(fake_step::respond(fake_agent::consul_error(403, "Permission denied")));
     fake.set_default(fake_step::respond(create_reply(id1)));
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            session s(c, one_second_session());
-            auto [ec, id] = co_await s.start(tuple_awaitable);
-            BOOST_TEST(ec == make_http_error(403), ec.message());
-            BOOST_TEST(id.empty());
-            BOOST_TEST(!s.is_live());
-            BOOST_TEST(s.generation() == 0u);
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    with_session(fake_agent_options(fake.port()), [&](session& s, client&) -> asio::awaitable<void> {
+        auto [ec, id] = co_await s.start(tuple_awaitable);
+        BOOST_TEST(ec == make_http_error(403), ec.message());
+        BOOST_TEST(id.empty());
+        BOOST_TEST(!s.is_live());
+        BOOST_TEST(s.generation() == 0u);
+    });
     BOOST_TEST(fake.requests().size() == 1u);
 }
 
@@ -439,30 +339,21 @@ BOOST_AUTO_TEST_CASE(close_destroys_the_session_and_ends_lost_waiters_with_not_h
     fake_agent fake;
     fake.push(fake_step::respond(create_reply(id1)));
     fake.push(fake_step::respond(fake_agent::reply(200, "true\n")));
-    bool ran = false;
     bool lost_done = false; // outside the coroutine frame, which the pending handler must not outlive
     error_code lost_ec;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            session s(c, one_second_session());
-            auto [ec, id] = co_await s.start(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec, ec.message());
-            s.lost([&](error_code e) {
-                lost_ec = e;
-                lost_done = true;
-            });
-            auto [cec] = co_await s.close(tuple_awaitable);
-            BOOST_TEST(!cec, cec.message());
-            BOOST_TEST(!s.is_live());
-            BOOST_TEST(!s.id().has_value());
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return lost_done; }, 500ms));
-            BOOST_TEST(lost_ec == errc::not_held, lost_ec.message());
-            co_await sleep_for(700ms); // past TTL/2: a renewal after close would show up
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    with_session(fake_agent_options(fake.port()), [&](session& s, client&) -> asio::awaitable<void> {
+        co_await expect_started(s);
+        s.lost([&](error_code e) {
+            lost_ec = e;
+            lost_done = true;
+        });
+        co_await expect_closed(s);
+        BOOST_TEST(!s.is_live());
+        BOOST_TEST(!s.id().has_value());
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return lost_done; }, 500ms));
+        BOOST_TEST(lost_ec == errc::not_held, lost_ec.message());
+        co_await sleep_for(700ms); // past TTL/2: a renewal after close would show up
+    });
     const auto reqs = fake.requests();
     BOOST_TEST_REQUIRE(reqs.size() == 2u);
     BOOST_TEST(reqs[1].method == "PUT");
@@ -472,21 +363,17 @@ BOOST_AUTO_TEST_CASE(close_destroys_the_session_and_ends_lost_waiters_with_not_h
 BOOST_AUTO_TEST_CASE(start_with_a_tls_setting_that_fails_before_any_io_completes_with_the_error)
 {
     // The creation fails synchronously inside co_spawn; start() must still complete, not wait forever.
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            auto o = fake_agent_options(1);
-            o.use_tls = true;
-            o.tls_ca_file = "/nonexistent/ca.pem";
-            client c(ioc.get_executor(), o);
-            session s(c, one_second_session());
+    auto o = fake_agent_options(1);
+    o.use_tls = true;
+    o.tls_ca_file = "/nonexistent/ca.pem";
+    with_session(
+        o,
+        [&](session& s, client&) -> asio::awaitable<void> {
             auto [ec, id] = co_await s.start(tuple_awaitable);
             BOOST_TEST(ec == errc::invalid_config, ec.message());
             BOOST_TEST(!s.is_live());
-            ran = true;
         },
-        3s);
-    BOOST_TEST(ran);
+        one_second_session(), 3s);
 }
 
 // A creation whose reply arrives after close() or client.cancel() must not bring the session back:
@@ -496,33 +383,26 @@ void stopped_during_creation(bool by_client_cancel)
     fake_agent fake;
     fake.push(fake_step::respond(create_reply(id1), 300ms)); // the reply comes after the stop
     fake.set_default(fake_step::respond(fake_agent::reply(200, "true\n")));
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            session s(c, one_second_session());
-            error_code start_ec;
-            bool started = false;
-            s.start([&](error_code ec, session_id) {
-                start_ec = ec;
-                started = true;
-            });
-            co_await sleep_for(100ms); // the create request is in flight
-            if (by_client_cancel)
-                c.cancel();
-            else
-                co_await s.close();
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return started; }, 2s));
-            BOOST_TEST(start_ec.failed());
-            BOOST_TEST(!s.is_live());
-            BOOST_TEST(!s.id().has_value());
-            BOOST_TEST_REQUIRE(co_await eventually([&] { return count_targets(fake.requests(), "/v1/session/destroy/" + id1) == 1; }, 2s));
-            co_await sleep_for(700ms); // past TTL/2: a renewal would show up
-            BOOST_TEST(count_targets(fake.requests(), "/v1/session/renew/") == 0u);
-            ran = true;
-        },
-        5s);
-    BOOST_TEST(ran);
+    with_session(fake_agent_options(fake.port()), [&](session& s, client& c) -> asio::awaitable<void> {
+        error_code start_ec;
+        bool started = false;
+        s.start([&](error_code ec, session_id) {
+            start_ec = ec;
+            started = true;
+        });
+        co_await sleep_for(100ms); // the create request is in flight
+        if (by_client_cancel)
+            c.cancel();
+        else
+            co_await s.close();
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return started; }, 2s));
+        BOOST_TEST(start_ec.failed());
+        BOOST_TEST(!s.is_live());
+        BOOST_TEST(!s.id().has_value());
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return count_targets(fake.requests(), "/v1/session/destroy/" + id1) == 1; }, 2s));
+        co_await sleep_for(700ms); // past TTL/2: a renewal would show up
+        BOOST_TEST(count_targets(fake.requests(), "/v1/session/renew/") == 0u);
+    });
 }
 
 BOOST_AUTO_TEST_CASE(close_during_creation_destroys_the_new_session_instead_of_keeping_it)
@@ -542,28 +422,23 @@ BOOST_AUTO_TEST_CASE(a_session_bound_to_checks_is_trusted_only_for_its_lock_dela
     fake_agent fake;
     fake.push(fake_step::respond(create_reply(id1)));
     fake.set_default(fake_step::never_reply());
-    bool ran = false;
-    run_async(
-        [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            client c(ioc.get_executor(), fake_agent_options(fake.port()));
-            session_options o;
-            o.name = "x";
-            o.ttl = 10s;
-            o.lock_delay = 1s; // node_checks unset: the agent binds serfHealth
-            session s(c, o);
+    session_options so;
+    so.name = "x";
+    so.ttl = 10s;
+    so.lock_delay = 1s; // node_checks unset: the agent binds serfHealth
+    with_session(
+        fake_agent_options(fake.port()),
+        [&](session& s, client&) -> asio::awaitable<void> {
             const auto t0 = clock_type::now();
-            auto [ec, id] = co_await s.start(tuple_awaitable);
-            BOOST_TEST_REQUIRE(!ec, ec.message());
+            co_await expect_started(s);
             BOOST_TEST((s.deadline() - t0 <= 1s));
             auto [lec] = co_await s.lost(tuple_awaitable);
             BOOST_TEST(lec == errc::session_expired, lec.message());
-            const auto after = ms_between(t0, clock_type::now());
+            const auto after = ms_since(t0);
             BOOST_TEST(after >= 900);
             BOOST_TEST(after < 1300);
-            ran = true;
         },
-        5s);
-    BOOST_TEST(ran);
+        so);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
