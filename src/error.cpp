@@ -29,6 +29,7 @@ public:
         case errc::client_closed: return "the client was closed";
         case errc::unsupported: return "not supported";
         case errc::operation_in_progress: return "another such operation is already pending on this object";
+        case errc::already_held: return "already held by this object";
         }
         return "unknown colock error";
     }

@@ -14,6 +14,8 @@
 #include <colock/consul/txn.hpp>
 #include <colock/diagnostics.hpp>
 #include <colock/error.hpp>
+#include <colock/lock.hpp>
+#include <colock/lock_options.hpp>
 #include <colock/logger.hpp>
 
 #endif

@@ -26,6 +26,7 @@ enum class errc {
     client_closed,          ///< the client was cancelled or destroyed while the operation was pending
     unsupported,            ///< a feature the library or the server does not support here
     operation_in_progress,  ///< an operation that allows one at a time per object is already pending
+    already_held,           ///< acquire on a lock this object already holds (and it is not reentrant)
 };
 
 /// Groups of error codes, for `ec == colock::condition::retryable` style tests.
