@@ -302,7 +302,7 @@ bool read_only(const std::vector<txn_op>& ops)
 }
 
 awaitable<op_result<txn_result>> txn_body(std::shared_ptr<detail::client_impl> impl, std::vector<txn_op> ops,
-                                          write_options o)
+                                          write_options o, consistency_mode read_mode)
 {
     txn_result out;
     if (ops.empty())
@@ -327,6 +327,10 @@ awaitable<op_result<txn_result>> txn_body(std::shared_ptr<detail::client_impl> i
     apply_write(req, o, impl->options);
     const bool reads = read_only(ops);
     req.idempotent = reads;
+    if (reads && read_mode == consistency_mode::consistent)
+        add_param(req.target, "consistent");
+    else if (reads && read_mode == consistency_mode::stale)
+        add_param(req.target, "stale");
     auto [ec, resp] = co_await exchange(impl, req, o.diag);
     if (ec)
         co_return op_result<txn_result>{ec, out};

@@ -25,9 +25,14 @@
 #include <tuple>
 #include <vector>
 
+namespace colock::detail {
+class local_queue;
+}
+
 namespace colock::consul::detail {
 
 class http_transport;
+class watch_service;
 
 /// One HTTP exchange as the operations describe it.
 struct http_request {
@@ -76,6 +81,11 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     std::uint64_t add_cancel_hook(std::function<void()> hook);
     void remove_cancel_hook(std::uint64_t id);
 
+    /// The watch service of colock's recipes (created on first use; watch_service.cpp).
+    watch_service& watches();
+    /// Local exclusion of lock objects per key (created on first use; local_queue.cpp).
+    colock::detail::local_queue& local_locks();
+
     void debug(const std::string& line) const { log.log(logger::level::debug, line); }
     void info(const std::string& line) const { log.log(logger::level::info, line); }
     void warn(const std::string& line) const { log.log(logger::level::warning, line); }
@@ -84,6 +94,9 @@ private:
     std::list<std::shared_ptr<op_registration>> ops_;
     std::vector<std::pair<std::uint64_t, std::function<void()>>> hooks_;
     std::uint64_t next_hook_ = 1;
+    // Last, so they go first: their destructors still use the hooks above.
+    std::shared_ptr<watch_service> watches_;
+    std::shared_ptr<colock::detail::local_queue> local_locks_;
 };
 
 /// Fills `diag` (when set) for a failed exchange.

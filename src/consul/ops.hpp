@@ -28,7 +28,9 @@ body_result<kv_list_result> kv_list_body(client_ptr impl, std::string prefix, qu
 body_result<kv_keys_result> kv_keys_body(client_ptr impl, std::string prefix, std::string separator, query_options o);
 body_result<bool> kv_put_body(client_ptr impl, std::string key, std::string value, kv_put_options p, write_options o);
 body_result<bool> kv_delete_body(client_ptr impl, std::string key, kv_delete_options d, write_options o);
-body_result<txn_result> txn_body(client_ptr impl, std::vector<txn_op> ops, write_options o);
+// `read_mode` applies to transactions of reads and checks only (Consul serves them like reads).
+body_result<txn_result> txn_body(client_ptr impl, std::vector<txn_op> ops, write_options o,
+                                 consistency_mode read_mode = consistency_mode::default_mode);
 body_result<session_id> session_create_body(client_ptr impl, session_options s, write_options o);
 body_result<session_entry> session_renew_body(client_ptr impl, session_id id, write_options o);
 body_result<bool> session_destroy_body(client_ptr impl, session_id id, write_options o);

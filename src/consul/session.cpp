@@ -354,6 +354,7 @@ session::clock::time_point session::deadline() const noexcept
     return is_live() ? impl_->liveness.deadline() : clock::time_point::min();
 }
 std::chrono::milliseconds session::ttl() const noexcept { return impl_->liveness.ttl(); }
+std::chrono::milliseconds session::trust_window() const noexcept { return impl_->liveness.window(); }
 const session_options& session::options() const noexcept { return impl_->options; }
 void session::set_safety_margin(std::chrono::milliseconds margin) noexcept { impl_->liveness.set_margin(margin); }
 

@@ -36,7 +36,7 @@ struct client_options {
     // --- transport ---
     /// Upper bound on open connections to the agent. Consul allows 200 per client IP by default;
     /// every blocking query holds one connection for its whole wait.
-    std::size_t max_connections = 64;
+    std::size_t max_connections = 96;
     /// Connections kept for non-blocking requests (renewals, writes), never used by blocking queries,
     /// so watches cannot starve session renewal.
     std::size_t reserved_connections = 8;
@@ -50,6 +50,14 @@ struct client_options {
     /// Idle pooled connections older than this are closed instead of reused.
     std::chrono::milliseconds idle_timeout{std::chrono::seconds(30)};
     std::size_t max_response_bytes = 16u << 20;
+    // --- watches of lock keys (shared by every lock of this client) ---
+    /// Most blocking queries the client's lock watches keep open at once (one per watched key,
+    /// however many local users it has). Keys beyond it are verified together through /v1/txn
+    /// reads instead: held keys at least every half session TTL, waiting keys every
+    /// lock_options::poll_interval. At most max_connections - reserved_connections.
+    std::size_t max_watches = 64;
+    /// `wait` of each watch query.
+    std::chrono::milliseconds watch_wait{std::chrono::seconds(30)};
 
     // --- retries (reads, and writes known not to have been sent) ---
     unsigned max_attempts = 4;

@@ -93,6 +93,9 @@ public:
     clock::time_point deadline() const noexcept;
     /// The TTL in force (Consul's answer to the last renewal).
     std::chrono::milliseconds ttl() const noexcept;
+    /// How long each successful renewal keeps the session trusted: the TTL, or min(TTL, lock-delay)
+    /// for a session bound to health checks. Zero for a session without a TTL.
+    std::chrono::milliseconds trust_window() const noexcept;
     const session_options& options() const noexcept;
     /// Subtracted from the fail-safe deadline to cover clock-rate error between client and server.
     /// Default: window/20.

@@ -1,0 +1,488 @@
+// The client's watch service: one blocking-query loop per key within the budget, one poller that
+// verifies the other keys through read-only transactions. See watch_service.hpp.
+
+#include "consul/watch_service.hpp"
+
+#include <colock/consul/index_tracker.hpp>
+#include <colock/consul/txn.hpp>
+
+#include "consul/client_impl.hpp"
+#include "consul/ops.hpp"
+#include "detail/backoff.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <unordered_map>
+#include <vector>
+
+namespace colock::consul::detail {
+
+namespace asio = boost::asio;
+using clock_type = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// Pace of a key's query loop: a few quick rounds, then at most one query per 100 ms while the
+// index churns; after errors, capped exponential backoff.
+constexpr unsigned loop_burst = 8;
+constexpr milliseconds loop_refill{100};
+constexpr milliseconds error_backoff_initial{100};
+constexpr milliseconds error_backoff_max{5000};
+// A failed poll is retried sooner than the subscribers' interval, but not in a hot loop.
+constexpr milliseconds poll_retry{500};
+} // namespace
+
+struct watch_subscriber {
+    watch_service::callback cb;
+    watch_interest interest;
+    bool active = true;
+};
+
+struct watch_entry {
+    watch_entry(std::string k, std::uint64_t ord)
+        : key(std::move(k)), order(ord), bucket(loop_burst, loop_refill, clock_type::now()),
+          errors(error_backoff_initial, error_backoff_max)
+    {
+    }
+    std::string key;
+    std::uint64_t order; // first come, first promoted
+    key_view view;
+    std::vector<std::shared_ptr<watch_subscriber>> subs;
+
+    // Blocking mode: a loop runs and holds one slot of the budget until it ends.
+    bool blocking = false;
+    bool stopping = false;  // the loop was told to end at once (its query is abandoned)
+    bool idle = false;      // stopped by cancel_all(): no query until someone subscribes again
+    bool sent_query = false;
+    asio::cancellation_signal stop;
+    index_tracker tracker;
+    colock::detail::token_bucket bucket;
+    colock::detail::backoff errors;
+    bool failed_last = false;
+
+    // Polled mode.
+    clock_type::time_point next_poll{};
+
+    bool wants_consistent() const
+    {
+        return std::any_of(subs.begin(), subs.end(), [](const auto& s) { return s->interest.consistent; });
+    }
+    milliseconds poll_interval() const
+    {
+        milliseconds m{60000};
+        for (const auto& s : subs)
+            m = std::min(m, s->interest.poll_interval);
+        return std::max(m, milliseconds(50));
+    }
+    bool polled() const { return !blocking && !idle && !subs.empty(); }
+};
+
+struct watch_state : std::enable_shared_from_this<watch_state> {
+    watch_state(client_impl& c, std::size_t b, milliseconds w)
+        : client(&c), budget(std::max<std::size_t>(b, 1)), wait(w), poll_timer(c.executor)
+    {
+    }
+    client_impl* client; // owns the service; alive while anything here runs (loops hold it)
+    std::size_t budget;
+    milliseconds wait;
+    std::unordered_map<std::string, std::shared_ptr<watch_entry>> entries;
+    std::size_t slots_in_use = 0;
+    std::uint64_t next_order = 0;
+    bool closed = false;
+    bool poller_running = false;
+    asio::steady_timer poll_timer;
+    std::uint64_t poll_txns = 0;
+    std::uint64_t hook_id = 0;
+
+    void deliver(watch_entry& e)
+    {
+        ++e.view.version;
+        const auto subs = e.subs; // callbacks may unsubscribe
+        const auto view = e.view;
+        for (const auto& s : subs)
+            if (s->active)
+                s->cb(view);
+    }
+
+    void erase_if_unused(const std::shared_ptr<watch_entry>& e)
+    {
+        if (e->subs.empty() && !e->blocking) {
+            auto it = entries.find(e->key);
+            if (it != entries.end() && it->second == e)
+                entries.erase(it);
+        }
+    }
+
+    bool polled_waiting() const
+    {
+        return std::any_of(entries.begin(), entries.end(), [](const auto& kv) { return kv.second->polled(); });
+    }
+
+    void start_loop(const std::shared_ptr<watch_entry>& e, milliseconds delay);
+    void loop_ended(const std::shared_ptr<watch_entry>& e);
+    void promote();
+    void make_room();
+    void ensure_poller();
+    void poll_now(const std::shared_ptr<watch_entry>& e, bool at_once);
+};
+
+namespace {
+
+asio::awaitable<void> blocking_loop(std::shared_ptr<watch_state> st, std::shared_ptr<watch_entry> e,
+                                    std::shared_ptr<client_impl> c, milliseconds delay)
+{
+    co_await asio::this_coro::throw_if_cancelled(false);
+    asio::steady_timer pause(c->executor);
+    const auto stopped = [&] { return st->closed || e->stopping; };
+    if (delay.count() > 0) {
+        pause.expires_after(delay);
+        co_await pause.async_wait(use_tuple);
+    }
+    while (!stopped() && !e->subs.empty()) {
+        // Space out queries: after an error by backoff, otherwise by the token bucket.
+        auto not_before = clock_type::now();
+        if (e->failed_last)
+            not_before += e->errors.next(colock::detail::unit_random());
+        for (;;) {
+            const auto now = clock_type::now();
+            if (stopped() || (now >= not_before && e->bucket.try_take(now)))
+                break;
+            pause.expires_at(now < not_before ? not_before : e->bucket.wait_until());
+            co_await pause.async_wait(use_tuple);
+        }
+        if (stopped() || e->subs.empty())
+            break;
+        query_options q;
+        q.index = e->tracker.next_index();
+        q.wait = st->wait;
+        q.consistency = e->wants_consistent() ? consistency_mode::consistent : consistency_mode::default_mode;
+        e->sent_query = true;
+        auto [ec, result] = co_await kv_get_body(c, e->key, q);
+        if (stopped() || ec == asio::error::operation_aborted)
+            break;
+        if (ec) {
+            e->failed_last = true;
+            e->view.error = ec;
+            st->deliver(*e);
+            continue;
+        }
+        e->failed_last = false;
+        e->errors.reset();
+        const bool changed = e->tracker.on_reply(result.meta.index) || e->view.error || !e->view.known;
+        if (changed) {
+            e->view.known = true;
+            e->view.error = {};
+            e->view.entry = std::move(result.entry);
+            e->view.index = result.meta.index;
+            st->deliver(*e);
+        }
+    }
+    st->loop_ended(e);
+}
+
+asio::awaitable<void> poll_chunk(std::shared_ptr<watch_state> st, std::shared_ptr<client_impl> c,
+                                 std::vector<std::shared_ptr<watch_entry>> left)
+{
+    const bool consistent = std::any_of(left.begin(), left.end(), [](const auto& e) { return e->wants_consistent(); });
+    const auto update = [&](const std::shared_ptr<watch_entry>& e, std::optional<kv_entry> entry, error_code ec) {
+        const auto now = clock_type::now();
+        if (!e->polled())
+            return; // promoted or abandoned meanwhile
+        if (ec) {
+            e->view.error = ec;
+            e->next_poll = now + std::min(e->poll_interval(), poll_retry);
+            st->deliver(*e);
+            return;
+        }
+        const std::uint64_t index = entry ? entry->modify_index : 0;
+        const bool changed = !e->view.known || e->view.error || e->view.entry.has_value() != entry.has_value() ||
+                             e->view.index != index;
+        e->view.known = true;
+        e->view.error = {};
+        e->view.entry = std::move(entry);
+        e->view.index = index;
+        e->next_poll = now + e->poll_interval();
+        if (changed)
+            st->deliver(*e);
+    };
+    // A `get` of a missing key rolls the whole transaction back, naming it: report that key absent
+    // and ask again for the others.
+    while (!left.empty() && !st->closed) {
+        std::vector<txn_op> ops;
+        ops.reserve(left.size());
+        for (const auto& e : left)
+            ops.push_back(txn_op::get(e->key));
+        write_options wo;
+        auto [ec, result] = co_await txn_body(c, std::move(ops), wo,
+                                              consistent ? consistency_mode::consistent : consistency_mode::default_mode);
+        ++st->poll_txns;
+        if (st->closed)
+            co_return;
+        if (!ec && result.committed && result.results.size() != left.size())
+            ec = make_error_code(errc::bad_response);
+        if (!ec && !result.committed &&
+            (result.errors.empty() || result.errors.front().op_index >= left.size() ||
+             result.errors.front().what.find("doesn't exist") == std::string::npos))
+            ec = make_error_code(errc::bad_response);
+        if (ec) {
+            for (const auto& e : left)
+                update(e, std::nullopt, ec);
+            co_return;
+        }
+        if (result.committed) {
+            for (std::size_t i = 0; i < left.size(); ++i)
+                update(left[i], std::move(result.results[i]), {});
+            co_return;
+        }
+        const auto missing = result.errors.front().op_index;
+        update(left[missing], std::nullopt, {});
+        left.erase(left.begin() + static_cast<std::ptrdiff_t>(missing));
+    }
+}
+
+asio::awaitable<void> poll_loop(std::shared_ptr<watch_state> st, std::shared_ptr<client_impl> c)
+{
+    co_await asio::this_coro::throw_if_cancelled(false);
+    while (!st->closed) {
+        std::vector<std::shared_ptr<watch_entry>> polled;
+        for (const auto& [key, e] : st->entries)
+            if (e->polled())
+                polled.push_back(e);
+        if (polled.empty())
+            break;
+        std::sort(polled.begin(), polled.end(), [](const auto& a, const auto& b) { return a->next_poll < b->next_poll; });
+        const auto now = clock_type::now();
+        if (polled.front()->next_poll > now) {
+            st->poll_timer.expires_at(polled.front()->next_poll);
+            co_await st->poll_timer.async_wait(use_tuple); // cancelled to poll a new key at once
+            continue;
+        }
+        // Keys due soon ride along with those due now: fewer, fuller transactions.
+        std::vector<std::shared_ptr<watch_entry>> due;
+        for (const auto& e : polled)
+            if (e->next_poll <= now + e->poll_interval() / 4)
+                due.push_back(e);
+        for (std::size_t first = 0; first < due.size() && !st->closed; first += max_txn_operations) {
+            const auto last = std::min(due.size(), first + max_txn_operations);
+            std::vector<std::shared_ptr<watch_entry>> chunk(due.begin() + static_cast<std::ptrdiff_t>(first),
+                                                            due.begin() + static_cast<std::ptrdiff_t>(last));
+            co_await poll_chunk(st, c, std::move(chunk));
+        }
+    }
+    st->poller_running = false;
+}
+
+} // namespace
+
+void watch_state::start_loop(const std::shared_ptr<watch_entry>& e, milliseconds delay)
+{
+    e->blocking = true;
+    e->stopping = false;
+    e->sent_query = false;
+    e->failed_last = false;
+    e->tracker.reset();
+    if (e->view.known && e->view.index != 0 && !e->view.error)
+        e->tracker.on_reply(e->view.index); // continue from what is known: the first query blocks
+    ++slots_in_use;
+    asio::co_spawn(client->executor, blocking_loop(shared_from_this(), e, client->shared_from_this(), delay),
+                   asio::bind_cancellation_slot(e->stop.slot(), asio::detached));
+}
+
+void watch_state::loop_ended(const std::shared_ptr<watch_entry>& e)
+{
+    e->blocking = false;
+    --slots_in_use;
+    if (closed)
+        return;
+    if (e->stopping && !e->subs.empty())
+        e->idle = true; // cancel_all(): stays quiet until subscribed again
+    e->stopping = false;
+    if (!e->subs.empty() && !e->idle) {
+        // Still wanted (e.g. the subscribers came back while it drained): keep following it.
+        if (slots_in_use < budget)
+            start_loop(e, milliseconds(0));
+        else
+            poll_now(e, false);
+    }
+    erase_if_unused(e);
+    promote();
+}
+
+void watch_state::promote()
+{
+    while (!closed && slots_in_use < budget) {
+        std::shared_ptr<watch_entry> first;
+        for (const auto& [key, e] : entries)
+            if (e->polled() && (!first || e->order < first->order))
+                first = e;
+        if (!first)
+            return;
+        start_loop(first, milliseconds(0));
+    }
+}
+
+void watch_state::make_room()
+{
+    // Keys without users whose query is still in flight (draining) give their slot to keys that need one.
+    if (slots_in_use < budget || !polled_waiting())
+        return;
+    for (const auto& [key, e] : entries)
+        if (e->blocking && e->subs.empty() && !e->stopping) {
+            e->stopping = true;
+            e->stop.emit(asio::cancellation_type::terminal);
+            return;
+        }
+}
+
+void watch_state::ensure_poller()
+{
+    if (poller_running || closed)
+        return;
+    poller_running = true;
+    asio::co_spawn(client->executor, poll_loop(shared_from_this(), client->shared_from_this()), asio::detached);
+}
+
+void watch_state::poll_now(const std::shared_ptr<watch_entry>& e, bool at_once)
+{
+    e->next_poll = clock_type::now() + (at_once ? milliseconds(0) : e->poll_interval());
+    if (poller_running)
+        poll_timer.cancel(); // re-plan with this key
+    ensure_poller();
+}
+
+// ---------------------------------------------------------------- subscription
+
+watch_service::subscription::subscription(std::shared_ptr<watch_state> st, std::shared_ptr<watch_entry> e,
+                                          std::shared_ptr<watch_subscriber> s) noexcept
+    : state_(std::move(st)), entry_(std::move(e)), sub_(std::move(s))
+{
+}
+
+watch_service::subscription::~subscription()
+{
+    sub_->active = false;
+    auto& subs = entry_->subs;
+    subs.erase(std::remove(subs.begin(), subs.end(), sub_), subs.end());
+    if (!subs.empty() || state_->closed)
+        return;
+    if (entry_->blocking) {
+        // Nobody follows the key any more. A query that was never sent is dropped at once; one in
+        // flight is left to finish (usually soon: the last user's own write changes the key), since
+        // an abandoned blocking query keeps a connection slot busy on the agent for a while.
+        if (!entry_->sent_query && !entry_->stopping) {
+            entry_->stopping = true;
+            entry_->stop.emit(asio::cancellation_type::terminal);
+        } else {
+            state_->make_room();
+        }
+        return;
+    }
+    state_->erase_if_unused(entry_);
+}
+
+void watch_service::subscription::set_interest(const watch_interest& interest) { sub_->interest = interest; }
+
+const key_view& watch_service::subscription::view() const noexcept { return entry_->view; }
+
+// ---------------------------------------------------------------- service
+
+watch_service::watch_service(client_impl& client, std::size_t budget, milliseconds wait)
+    : state_(std::make_shared<watch_state>(client, budget, wait))
+{
+    std::weak_ptr<watch_state> weak = state_;
+    state_->hook_id = client.add_cancel_hook([weak] {
+        if (auto st = weak.lock()) {
+            st->poll_timer.cancel();
+            const auto entries = st->entries;
+            for (const auto& [key, e] : entries) {
+                if (e->blocking && !e->stopping) {
+                    e->stopping = true;
+                    e->stop.emit(asio::cancellation_type::terminal);
+                }
+                if (!e->subs.empty()) {
+                    e->idle = true;
+                    e->view.error = make_error_code(asio::error::operation_aborted);
+                    st->deliver(*e);
+                }
+            }
+        }
+    });
+}
+
+watch_service::~watch_service()
+{
+    state_->client->remove_cancel_hook(state_->hook_id);
+    state_->closed = true;
+    state_->poll_timer.cancel();
+    for (const auto& [key, e] : state_->entries)
+        if (e->blocking)
+            e->stop.emit(asio::cancellation_type::terminal);
+}
+
+std::unique_ptr<watch_service::subscription> watch_service::subscribe(const std::string& key,
+                                                                      const watch_interest& interest, callback cb,
+                                                                      const std::optional<key_view>& seed)
+{
+    auto& st = *state_;
+    auto& slot = st.entries[key];
+    const bool fresh = !slot;
+    if (fresh)
+        slot = std::make_shared<watch_entry>(key, st.next_order++);
+    auto e = slot;
+    auto sub = std::make_shared<watch_subscriber>();
+    sub->cb = std::move(cb);
+    sub->interest = interest;
+    e->subs.push_back(sub);
+    if (seed && seed->known && !seed->error && (!e->view.known || e->view.error || seed->index > e->view.index)) {
+        const auto version = e->view.version;
+        e->view = *seed;
+        e->view.version = version;
+    }
+    e->idle = false;
+    if (!e->blocking) {
+        if (st.slots_in_use < st.budget) {
+            st.start_loop(e, fresh ? interest.start_delay : milliseconds(0));
+        } else {
+            st.poll_now(e, !e->view.known);
+            st.make_room();
+        }
+    }
+    return std::make_unique<subscription>(state_, e, std::move(sub));
+}
+
+std::size_t watch_service::blocking_queries() const noexcept { return state_->slots_in_use; }
+
+std::size_t watch_service::polled_keys() const noexcept
+{
+    return static_cast<std::size_t>(std::count_if(state_->entries.begin(), state_->entries.end(),
+                                                  [](const auto& kv) { return kv.second->polled(); }));
+}
+
+std::uint64_t watch_service::poll_transactions() const noexcept { return state_->poll_txns; }
+
+watch_service& client_impl::watches()
+{
+    if (!watches_) {
+        // Blocking queries need pool connections that renewals and writes do not use.
+        const auto usable = options.max_connections > options.reserved_connections + 1
+                                ? options.max_connections - options.reserved_connections - 1
+                                : std::size_t(1);
+        const auto budget = std::min(options.max_watches, usable);
+        if (budget < options.max_watches)
+            warn("max_watches " + std::to_string(options.max_watches) + " exceeds the connections available to " +
+                 "blocking queries; using " + std::to_string(budget));
+        watches_ = std::make_shared<watch_service>(*this, budget, options.watch_wait);
+    }
+    return *watches_;
+}
+
+} // namespace colock::consul::detail

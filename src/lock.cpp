@@ -1,0 +1,631 @@
+// colock::lock: the async driver around lock_acquisition (the decisions) plus the hold: a monitor
+// subscription on the client's watch service, a wait on the session's loss, and loss fan-out.
+
+#include <colock/consul/session.hpp>
+#include <colock/lock.hpp>
+
+#include "consul/client_impl.hpp"
+#include "consul/op.hpp"
+#include "consul/ops.hpp"
+#include "consul/watch_service.hpp"
+#include "detail/backoff.hpp"
+#include "recipes/local_queue.hpp"
+#include "sansio/lock_acquisition.hpp"
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace colock::detail {
+
+namespace asio = boost::asio;
+using consul::detail::client_impl;
+using consul::detail::key_view;
+using consul::detail::watch_interest;
+using consul::detail::watch_service;
+using std::chrono::milliseconds;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// A held key's first watch query waits this long: holds shorter than this never open a blocking
+// query (an abandoned one keeps a connection slot busy on the agent for about 2 s). The session's
+// fail-safe deadline guards the hold meanwhile.
+constexpr milliseconds hold_watch_delay{25};
+
+// Runs `body` to completion even if the calling coroutine is cancelled: writes whose outcome we need.
+template <class T>
+asio::awaitable<T> uncancellable(asio::awaitable<T> body)
+{
+    auto ex = co_await asio::this_coro::executor;
+    auto token = asio::bind_cancellation_slot(asio::cancellation_slot(), use_tuple);
+    auto [ep, result] = co_await asio::co_spawn(ex, std::move(body), token);
+    if (ep)
+        std::rethrow_exception(ep);
+    co_return result;
+}
+
+bool cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != asio::cancellation_type::none; }
+
+// Broadcast of one hold's end: lost() waiters wait on `signal`, which is cancelled once.
+struct hold_end {
+    explicit hold_end(asio::any_io_executor ex) : signal(ex, clock_type::time_point::max()) {}
+    asio::steady_timer signal;
+    error_code reason;
+};
+
+// Completion of a background release, for the release() call waiting on it.
+struct release_done {
+    explicit release_done(asio::any_io_executor ex) : signal(ex, clock_type::time_point::max()) {}
+    asio::steady_timer signal;
+    error_code ec;
+    bool finished = false;
+};
+
+} // namespace
+
+struct lock_impl : std::enable_shared_from_this<lock_impl> {
+    lock_impl(consul::client& c, std::string k, lock_options o)
+        : client(&c), cimpl(c.impl()), key(std::move(k)), options(std::move(o))
+    {
+    }
+
+    consul::client* client; // valid while the lock object lives (only used from it)
+    std::shared_ptr<client_impl> cimpl;
+    std::string key;
+    lock_options options;
+    bool closed = false; // the lock object is gone
+
+    enum class phase { idle, acquiring, held };
+    phase state = phase::idle;
+    unsigned count = 0;
+    std::uint64_t token = 0;
+    std::optional<consul::session_id> sid;
+    consul::session* sess = nullptr; // the session of the current hold
+    std::unique_ptr<consul::session> own; // a lock-owned session (lock_options::own_session)
+    std::unique_ptr<local_turn> turn;
+    std::unique_ptr<watch_service::subscription> monitor;
+    asio::cancellation_signal session_wait; // our wait on sess->lost()
+    std::uint64_t hold_epoch = 0;
+    std::shared_ptr<hold_end> end;
+    asio::cancellation_signal acquire_stop; // ~lock cancels a pending acquire
+    bool acquire_pending = false;
+
+    // What we last knew of the key (from our own writes and reads): the next acquire starts from it.
+    std::optional<std::optional<consul::kv_entry>> known_key;
+    std::uint64_t known_index = 0;
+
+    std::string tag() const { return "lock '" + key + "'"; }
+
+    consul::write_options write_opts() const
+    {
+        consul::write_options w;
+        static_cast<consul::request_options&>(w) = options.request;
+        w.diag = nullptr;
+        return w;
+    }
+    consul::query_options query_opts() const
+    {
+        consul::query_options q;
+        static_cast<consul::request_options&>(q) = options.request;
+        q.diag = nullptr;
+        return q;
+    }
+
+    consul::session& session_for_acquire()
+    {
+        if (options.session)
+            return *options.session;
+        if (options.own_session) {
+            if (!own)
+                own = std::make_unique<consul::session>(*client, *options.own_session);
+            return *own;
+        }
+        return client->shared_session();
+    }
+
+    milliseconds hold_poll_interval() const
+    {
+        const auto window = sess ? sess->trust_window() : milliseconds(0);
+        const auto base = window.count() > 0 ? window : milliseconds(15000);
+        return std::max(base / 2, milliseconds(100));
+    }
+
+    void become_held(consul::session& s, const consul::session_id& id, std::uint64_t fencing, const consul::kv_entry& entry,
+                     std::unique_ptr<local_turn> t);
+    void on_monitor(std::uint64_t epoch, const key_view& v);
+    void on_lost(std::uint64_t epoch, error_code reason);
+    void end_hold(error_code reason);
+    void release_in_background(std::shared_ptr<release_done> done);
+};
+
+namespace {
+
+using op_bool = std::tuple<error_code, bool>;
+
+// Unlocks the key held by `sid` (writing the value and the lock flags), retrying what is safe to
+// retry. Completes with not_held when the key was not ours any more.
+asio::awaitable<std::tuple<error_code, std::optional<consul::kv_entry>>>
+unlock_key(std::shared_ptr<client_impl> c, std::string key, consul::session_id sid, std::string value,
+           consul::write_options wo, milliseconds retry_initial, milliseconds retry_max)
+{
+    colock::detail::backoff delays(retry_initial, retry_max);
+    bool maybe_applied = false;
+    error_code last;
+    for (unsigned attempt = 1; attempt <= 4; ++attempt) {
+        std::vector<consul::txn_op> ops{consul::txn_op::unlock(key, sid, value, lock_flags)};
+        auto [ec, r] = co_await consul::detail::txn_body(c, std::move(ops), wo);
+        if (!ec && r.committed && !r.results.empty())
+            co_return std::tuple{error_code{}, std::optional<consul::kv_entry>(r.results.back())};
+        if (!ec && !r.committed) // not held by `sid`: lost meanwhile, or our earlier attempt did it
+            co_return std::tuple{maybe_applied ? error_code{} : make_error_code(errc::not_held),
+                                 std::optional<consul::kv_entry>{}};
+        if (!ec)
+            co_return std::tuple{make_error_code(errc::bad_response), std::optional<consul::kv_entry>{}};
+        last = ec;
+        if (ec == errc::indeterminate_write || ec == errc::request_timeout)
+            maybe_applied = true;
+        else if (!is_retryable(ec))
+            break;
+        asio::steady_timer pause(c->executor, delays.next(unit_random()));
+        co_await pause.async_wait(use_tuple);
+    }
+    co_return std::tuple{last, std::optional<consul::kv_entry>{}};
+}
+
+// Releases a hold that its lock object no longer tracks (release(), destruction, a cancelled
+// acquire whose write won). Keeps the local turn and a lock-owned session until the key is free.
+asio::awaitable<void> release_task(std::shared_ptr<lock_impl> self, consul::session_id sid,
+                                   std::unique_ptr<local_turn> turn, std::unique_ptr<consul::session> own,
+                                   std::shared_ptr<release_done> done)
+{
+    auto& s = *self;
+    auto [ec, entry] = co_await unlock_key(s.cimpl, s.key, sid, s.options.value, s.write_opts(), s.options.retry_initial,
+                                           s.options.retry_max);
+    if (!ec && entry) {
+        s.known_key = std::move(entry);
+        s.known_index = (*s.known_key)->modify_index;
+    } else {
+        s.known_key.reset();
+        if (ec && ec != errc::not_held)
+            s.cimpl->warn(s.tag() + ": release failed (" + ec.message() + ")" +
+                          (own ? "; destroying its session" : "; the key stays held until the session ends"));
+    }
+    // A lock-owned session is destroyed once the key is released (or could not be): destroying it
+    // first would impose lock-delay on the next holder.
+    own.reset();
+    turn.reset();
+    if (done) {
+        done->ec = ec;
+        done->finished = true;
+        done->signal.cancel();
+    }
+}
+
+asio::awaitable<std::tuple<error_code>> wait_for(std::shared_ptr<release_done> done)
+{
+    if (!done->finished)
+        co_await done->signal.async_wait(use_tuple);
+    co_return std::tuple{done->ec};
+}
+
+} // namespace
+
+void lock_impl::become_held(consul::session& s, const consul::session_id& id, std::uint64_t fencing,
+                            const consul::kv_entry& entry, std::unique_ptr<local_turn> t)
+{
+    state = phase::held;
+    count = 1;
+    token = fencing;
+    sid = id;
+    sess = &s;
+    turn = std::move(t);
+    const auto epoch = ++hold_epoch;
+    end = std::make_shared<hold_end>(cimpl->executor);
+    known_key = entry;
+    known_index = fencing;
+    cimpl->debug(tag() + " acquired, fencing token " + std::to_string(fencing));
+
+    std::weak_ptr<lock_impl> weak = shared_from_this();
+    key_view seed;
+    seed.known = true;
+    seed.entry = entry;
+    seed.index = fencing;
+    watch_interest interest;
+    interest.consistent = true;
+    interest.poll_interval = hold_poll_interval();
+    interest.start_delay = hold_watch_delay;
+    monitor = cimpl->watches().subscribe(
+        key, interest,
+        [weak, epoch](const key_view& v) {
+            if (auto self = weak.lock())
+                self->on_monitor(epoch, v);
+        },
+        seed);
+
+    if (!s.is_live() || s.id() != id) { // lost (or replaced) before we could listen
+        on_lost(epoch, make_error_code(errc::session_expired));
+        return;
+    }
+    s.lost(asio::bind_cancellation_slot(session_wait.slot(), [weak, epoch](error_code ec) {
+        if (auto self = weak.lock())
+            self->on_lost(epoch, ec);
+    }));
+}
+
+void lock_impl::on_monitor(std::uint64_t epoch, const key_view& v)
+{
+    if (epoch != hold_epoch || state != phase::held)
+        return;
+    if (v.error) {
+        // Transient failures are retried by the watch; the session's deadline bounds how long we
+        // trust the hold meanwhile. A permanent one (e.g. 403) leaves ownership unverifiable.
+        if (v.error == asio::error::operation_aborted || !is_retryable(v.error))
+            on_lost(epoch, v.error);
+        return;
+    }
+    if (!v.known)
+        return;
+    if (!v.entry || !v.entry->session || *v.entry->session != *sid) {
+        on_lost(epoch, make_error_code(errc::lock_lost));
+        return;
+    }
+    known_key = v.entry;
+    known_index = v.index;
+}
+
+void lock_impl::on_lost(std::uint64_t epoch, error_code reason)
+{
+    if (epoch != hold_epoch || state != phase::held)
+        return;
+    cimpl->warn(tag() + " lost: " + reason.message());
+    const auto id = *sid;
+    const bool unverifiable = reason != errc::lock_lost && reason != errc::session_invalidated &&
+                              reason != errc::session_expired && reason != asio::error::operation_aborted;
+    known_key.reset();
+    end_hold(reason);
+    if (unverifiable) {
+        // We can no longer tell whether Consul still has our session in the key: let it go (best effort).
+        asio::co_spawn(cimpl->executor, release_task(shared_from_this(), id, std::move(turn), std::move(own), nullptr),
+                       asio::detached);
+        return;
+    }
+    turn.reset();
+    own.reset(); // a lock-owned session has nothing left to hold: destroy it (in the background)
+}
+
+void lock_impl::end_hold(error_code reason)
+{
+    ++hold_epoch;
+    state = phase::idle;
+    count = 0;
+    token = 0;
+    sess = nullptr;
+    sid.reset();
+    monitor.reset();
+    session_wait.emit(asio::cancellation_type::terminal);
+    if (end) {
+        end->reason = reason;
+        end->signal.cancel();
+        end.reset();
+    }
+}
+
+namespace {
+
+// The acquisition: local turn, session, then the decisions of lock_acquisition until held or done.
+asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_once)
+{
+    auto& s = *self;
+    if (s.state == lock_impl::phase::held) {
+        if (!s.options.reentrant)
+            co_return op_bool{make_error_code(errc::already_held), false};
+        ++s.count;
+        co_return op_bool{error_code{}, true};
+    }
+    s.state = lock_impl::phase::acquiring;
+    struct reset_phase {
+        lock_impl& s;
+        ~reset_phase()
+        {
+            if (s.state == lock_impl::phase::acquiring) {
+                s.state = lock_impl::phase::idle;
+                s.own.reset(); // a lock-owned session is not kept without the lock
+            }
+        }
+    } reset{s};
+    auto& queue = s.cimpl->local_locks();
+
+    // 1. This client's turn for the key: lock objects sharing a session must not both "hold" it.
+    auto turn = queue.try_enter(s.key);
+    if (!turn) {
+        if (try_once)
+            co_return op_bool{error_code{}, false};
+        auto [tec, t] = co_await queue.enter(s.key);
+        if (tec)
+            co_return op_bool{tec, false};
+        turn = std::move(t);
+    }
+
+    // 2. A live session.
+    auto& sess = s.session_for_acquire();
+    auto [sec, sid] = co_await sess.start(use_tuple);
+    if (sec)
+        co_return op_bool{sec, false};
+
+    // 3. The decisions.
+    lock_acquisition_params params;
+    params.key = s.key;
+    params.value = s.options.value;
+    params.flags = lock_flags;
+    params.try_once = try_once;
+    params.max_consecutive_errors = s.options.max_consecutive_errors;
+    lock_acquisition plan(std::move(params), sid);
+    plan.set_backoff(s.options.retry_initial, s.options.retry_max, s.options.lock_delay_retry_max);
+    plan.start(s.known_key, s.known_index);
+
+    std::unique_ptr<watch_service::subscription> watching;
+    auto wake = std::make_shared<asio::steady_timer>(s.cimpl->executor);
+    std::uint64_t seen_version = 0;
+    asio::steady_timer pause(s.cimpl->executor);
+
+    for (;;) {
+        switch (plan.next()) {
+        case acquire_step::write: {
+            auto ops = plan.ops();
+            auto wo = s.write_opts();
+            // Not abandoned on cancellation: its outcome decides whether we must release.
+            auto [wec, wr] = co_await uncancellable(consul::detail::txn_body(s.cimpl, std::move(ops), wo));
+            plan.on_write(wec, wr);
+            break;
+        }
+        case acquire_step::read: {
+            auto q = s.query_opts();
+            const bool resolving = plan.consistent_read();
+            if (resolving)
+                q.consistency = consul::consistency_mode::consistent;
+            auto [rec, rr] = resolving ? co_await uncancellable(consul::detail::kv_get_body(s.cimpl, s.key, q))
+                                       : co_await consul::detail::kv_get_body(s.cimpl, s.key, q);
+            if (rec == asio::error::operation_aborted)
+                co_return op_bool{rec, false};
+            plan.on_read(rec, rr.entry, rr.meta.index);
+            break;
+        }
+        case acquire_step::wait_change: {
+            if (!watching) {
+                std::weak_ptr<asio::steady_timer> weak_wake = wake;
+                auto on_change = [weak_wake](const key_view&) {
+                    if (auto w = weak_wake.lock())
+                        w->cancel();
+                };
+                std::optional<key_view> seed;
+                if (plan.key_known()) {
+                    seed.emplace();
+                    seed->known = true;
+                    seed->entry = plan.key_entry();
+                    seed->index = plan.key_index();
+                }
+                watch_interest interest;
+                interest.poll_interval = s.options.poll_interval;
+                watching = s.cimpl->watches().subscribe(s.key, interest, std::move(on_change), seed);
+                seen_version = watching->view().version;
+            }
+            if (watching->view().version == seen_version) {
+                wake->expires_at(clock_type::time_point::max());
+                co_await wake->async_wait(use_tuple);
+            }
+            const auto& v = watching->view();
+            if (v.version != seen_version && (v.known || v.error)) {
+                seen_version = v.version;
+                plan.on_change(v.error, v.entry, v.index);
+            }
+            break;
+        }
+        case acquire_step::backoff: {
+            pause.expires_after(plan.delay(unit_random()));
+            co_await pause.async_wait(use_tuple);
+            plan.on_backoff_done();
+            break;
+        }
+        case acquire_step::renew_session: {
+            auto [rec, rsid] = co_await sess.start(use_tuple);
+            plan.on_session(rec, rsid);
+            break;
+        }
+        case acquire_step::held:
+            break;
+        case acquire_step::not_acquired:
+            co_return op_bool{error_code{}, false};
+        case acquire_step::failed:
+            co_return op_bool{plan.error(), false};
+        }
+
+        auto cs = co_await asio::this_coro::cancellation_state;
+        const bool stop = cancelled(cs) || s.closed;
+        if (plan.next() == acquire_step::held) {
+            if (stop) {
+                // The write won the race with the cancellation: never leave the lock held.
+                auto done = std::make_shared<release_done>(s.cimpl->executor);
+                asio::co_spawn(s.cimpl->executor,
+                               release_task(self, plan.session(), std::move(turn), std::move(s.own), done),
+                               asio::detached);
+                if (!done->finished)
+                    co_await uncancellable(wait_for(done));
+                co_return op_bool{make_error_code(asio::error::operation_aborted), false};
+            }
+            if (plan.key_entry())
+                s.become_held(sess, plan.session(), plan.token(), *plan.key_entry(), std::move(turn));
+            co_return op_bool{error_code{}, true};
+        }
+        if (stop) {
+            if (plan.next() == acquire_step::read && plan.consistent_read())
+                continue; // a write of unknown outcome: resolve it first (the read is not cancellable)
+            s.known_key.reset();
+            co_return op_bool{make_error_code(asio::error::operation_aborted), false};
+        }
+    }
+}
+
+asio::awaitable<std::tuple<error_code>> acquire_only_body(std::shared_ptr<lock_impl> self)
+{
+    auto [ec, held] = co_await acquire_body(std::move(self), false);
+    (void)held;
+    co_return std::tuple{ec};
+}
+
+asio::awaitable<std::tuple<error_code>> release_body(std::shared_ptr<lock_impl> self)
+{
+    auto& s = *self;
+    if (s.state != lock_impl::phase::held)
+        co_return std::tuple{make_error_code(errc::not_held)};
+    if (s.count > 1) {
+        --s.count;
+        co_return std::tuple{error_code{}};
+    }
+    auto done = std::make_shared<release_done>(s.cimpl->executor);
+    s.release_in_background(done);
+    if (!done->finished)
+        co_await done->signal.async_wait(use_tuple);
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (!done->finished && cancelled(cs))
+        co_return std::tuple{make_error_code(asio::error::operation_aborted)};
+    co_return std::tuple{done->ec};
+}
+
+} // namespace
+
+void lock_impl::release_in_background(std::shared_ptr<release_done> done)
+{
+    const auto id = *sid;
+    auto t = std::move(turn);
+    auto o = std::move(own);
+    end_hold(make_error_code(errc::not_held));
+    asio::co_spawn(cimpl->executor, release_task(shared_from_this(), id, std::move(t), std::move(o), std::move(done)),
+                   asio::detached);
+}
+
+} // namespace colock::detail
+
+namespace colock {
+
+namespace asio = boost::asio;
+
+lock::lock(consul::client& c, std::string key, lock_options opts)
+    : executor_(c.get_executor()), impl_(std::make_shared<detail::lock_impl>(c, std::move(key), std::move(opts)))
+{
+}
+
+lock::~lock()
+{
+    auto& s = *impl_;
+    s.closed = true;
+    if (s.acquire_pending)
+        s.acquire_stop.emit(asio::cancellation_type::terminal);
+    if (s.state == detail::lock_impl::phase::held)
+        s.release_in_background(nullptr);
+    s.client = nullptr;
+}
+
+namespace {
+
+// Wraps an acquire handler so that both the caller's cancellation and ~lock reach the operation.
+template <class... Ts>
+asio::any_completion_handler<void(error_code, Ts...)>
+stoppable(detail::lock_impl& s, asio::any_io_executor ex, asio::any_completion_handler<void(error_code, Ts...)> h)
+{
+    auto user_slot = asio::get_associated_cancellation_slot(h);
+    auto impl = s.shared_from_this();
+    if (user_slot.is_connected())
+        user_slot.assign([impl](asio::cancellation_type t) { impl->acquire_stop.emit(t); });
+    auto hex = asio::get_associated_executor(h, ex);
+    s.acquire_pending = true;
+    auto finish = [impl, user_slot, h = std::move(h)](error_code ec, Ts... args) mutable {
+        impl->acquire_pending = false;
+        auto slot = user_slot;
+        if (slot.is_connected())
+            slot.clear();
+        std::move(h)(ec, std::move(args)...);
+    };
+    return asio::any_completion_handler<void(error_code, Ts...)>(
+        asio::bind_cancellation_slot(s.acquire_stop.slot(), asio::bind_executor(hex, std::move(finish))));
+}
+
+} // namespace
+
+void lock::acquire_impl(asio::any_completion_handler<void(error_code)> h)
+{
+    auto& s = *impl_;
+    if (s.acquire_pending) {
+        asio::post(executor_, asio::append(std::move(h), make_error_code(errc::operation_in_progress)));
+        return;
+    }
+    auto wrapped = stoppable(s, executor_, std::move(h));
+    consul::detail::launch(s.cimpl, detail::acquire_only_body(impl_), std::move(wrapped));
+}
+
+void lock::try_acquire_impl(asio::any_completion_handler<void(error_code, bool)> h)
+{
+    auto& s = *impl_;
+    if (s.acquire_pending) {
+        asio::post(executor_, asio::append(std::move(h), make_error_code(errc::operation_in_progress), false));
+        return;
+    }
+    auto wrapped = stoppable(s, executor_, std::move(h));
+    consul::detail::launch(s.cimpl, detail::acquire_body(impl_, true), std::move(wrapped));
+}
+
+void lock::release_impl(asio::any_completion_handler<void(error_code)> h)
+{
+    consul::detail::launch(impl_->cimpl, detail::release_body(impl_), std::move(h));
+}
+
+void lock::lost_impl(asio::any_completion_handler<void(error_code)> h)
+{
+    auto& s = *impl_;
+    if (s.state != detail::lock_impl::phase::held || !s.end) {
+        asio::post(executor_, asio::append(std::move(h), make_error_code(errc::not_held)));
+        return;
+    }
+    auto end = s.end;
+    auto slot = asio::get_associated_cancellation_slot(h);
+    auto ex = asio::get_associated_executor(h, executor_);
+    end->signal.async_wait(asio::bind_cancellation_slot(
+        slot, asio::bind_executor(ex, [end, h = std::move(h)](error_code ec) mutable {
+            std::move(h)(end->reason ? end->reason : (ec ? ec : make_error_code(asio::error::operation_aborted)));
+        })));
+}
+
+bool lock::is_held() const noexcept
+{
+    const auto& s = *impl_;
+    return s.state == detail::lock_impl::phase::held && s.sess && s.sess->is_live() && s.sess->id() == s.sid;
+}
+
+std::uint64_t lock::fencing_token() const noexcept { return is_held() ? impl_->token : 0; }
+
+unsigned lock::hold_count() const noexcept { return is_held() ? impl_->count : 0; }
+
+std::optional<consul::session_id> lock::session_id() const noexcept
+{
+    return impl_->state == detail::lock_impl::phase::held ? impl_->sid : std::nullopt;
+}
+
+lock::clock::time_point lock::deadline() const noexcept
+{
+    return is_held() ? impl_->sess->deadline() : clock::time_point::min();
+}
+
+const std::string& lock::key() const noexcept { return impl_->key; }
+
+const lock_options& lock::options() const noexcept { return impl_->options; }
+
+} // namespace colock

@@ -1,0 +1,58 @@
+#ifndef COLOCK_SRC_RECIPES_LOCAL_QUEUE_HPP
+#define COLOCK_SRC_RECIPES_LOCAL_QUEUE_HPP
+
+// Local exclusion per key inside one client. Several lock objects of one client may share a Consul
+// session, and Consul lets a session "acquire" a key it already holds: Consul alone cannot keep
+// them apart. So a lock object first takes its key's local turn (first come, first served), then
+// deals with Consul; the turn passes on when the object releases or loses the lock.
+
+#include <colock/error.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+
+namespace colock::detail {
+
+struct local_queue_state;
+
+/// The right to deal with Consul for one key; handed to the next in line when destroyed.
+class local_turn {
+public:
+    local_turn(std::shared_ptr<local_queue_state> st, std::string key) noexcept;
+    local_turn(const local_turn&) = delete;
+    local_turn& operator=(const local_turn&) = delete;
+    ~local_turn();
+
+private:
+    std::shared_ptr<local_queue_state> state_;
+    std::string key_;
+};
+
+class local_queue {
+public:
+    explicit local_queue(boost::asio::any_io_executor ex);
+
+    /// The key's turn now, or null when someone else has it.
+    std::unique_ptr<local_turn> try_enter(const std::string& key);
+
+    /// Waits for the key's turn. Completes with operation_aborted when the calling coroutine is
+    /// cancelled (a turn granted at the same moment is passed on).
+    boost::asio::awaitable<std::tuple<error_code, std::unique_ptr<local_turn>>> enter(std::string key);
+
+    /// Number of objects waiting for `key` (for tests).
+    std::size_t waiting(const std::string& key) const;
+
+private:
+    std::shared_ptr<local_queue_state> state_;
+};
+
+} // namespace colock::detail
+
+#endif
