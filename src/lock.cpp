@@ -97,6 +97,7 @@ struct lock_impl : std::enable_shared_from_this<lock_impl> {
     asio::cancellation_signal session_wait; // our wait on sess->lost()
     std::uint64_t hold_epoch = 0;
     std::shared_ptr<hold_end> end;
+    error_code last_end = make_error_code(errc::not_held); // why the last hold ended
     asio::cancellation_signal acquire_stop; // ~lock cancels a pending acquire
     bool acquire_pending = false;
 
@@ -313,6 +314,7 @@ void lock_impl::end_hold(error_code reason)
     sid.reset();
     monitor.reset();
     session_wait.emit(asio::cancellation_type::terminal);
+    last_end = reason;
     if (end) {
         end->reason = reason;
         end->signal.cancel();
@@ -393,8 +395,13 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
             const bool resolving = plan.consistent_read();
             if (resolving)
                 q.consistency = consul::consistency_mode::consistent;
-            auto [rec, rr] = resolving ? co_await uncancellable(consul::detail::kv_get_body(s.cimpl, s.key, q))
-                                       : co_await consul::detail::kv_get_body(s.cimpl, s.key, q);
+            // (No `?:` around co_await: GCC 12 destroys the result twice.)
+            std::tuple<error_code, consul::kv_get_result> read;
+            if (resolving)
+                read = co_await uncancellable(consul::detail::kv_get_body(s.cimpl, s.key, q));
+            else
+                read = co_await consul::detail::kv_get_body(s.cimpl, s.key, q);
+            auto& [rec, rr] = read;
             if (rec == asio::error::operation_aborted)
                 co_return op_bool{rec, false};
             plan.on_read(rec, rr.entry, rr.meta.index);
@@ -592,7 +599,7 @@ void lock::lost_impl(asio::any_completion_handler<void(error_code)> h)
 {
     auto& s = *impl_;
     if (s.state != detail::lock_impl::phase::held || !s.end) {
-        asio::post(executor_, asio::append(std::move(h), make_error_code(errc::not_held)));
+        asio::post(executor_, asio::append(std::move(h), s.last_end));
         return;
     }
     auto end = s.end;

@@ -86,8 +86,10 @@ public:
     /// Asynchronously waits until the current hold ends, and says why: errc::lock_lost (the key
     /// changed hands, was released with our session or deleted), errc::session_invalidated,
     /// errc::session_expired, a request error that makes ownership unverifiable (e.g. HTTP 403),
-    /// errc::not_held after our own release() (or at once when not held), operation_aborted when
-    /// the client is cancelled. Signature: void(error_code). Cancellation: total (the wait only).
+    /// errc::not_held after our own release(), operation_aborted when the client is cancelled.
+    /// When not held it completes at once with the reason the last hold ended (errc::not_held if
+    /// it was released or there was none), so a loss noticed before the call is still reported.
+    /// Signature: void(error_code). Cancellation: total (the wait only).
     template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>
     [[nodiscard]] auto lost(Token&& token = {})
     {
