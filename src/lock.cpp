@@ -234,7 +234,8 @@ void lock_impl::become_held(consul::session& s, const consul::session_id& id, st
     end = std::make_shared<hold_end>(cimpl->executor);
     known_key = entry;
     known_index = fencing;
-    cimpl->debug(tag() + " acquired, fencing token " + std::to_string(fencing));
+    if (cimpl->log.enabled(logger::level::debug))
+        cimpl->debug(tag() + " acquired, fencing token " + std::to_string(fencing));
 
     std::weak_ptr<lock_impl> weak = shared_from_this();
     key_view seed;
@@ -274,8 +275,8 @@ void lock_impl::on_monitor(std::uint64_t epoch, const key_view& v)
             on_lost(epoch, v.error);
         return;
     }
-    if (!v.known)
-        return;
+    if (!v.known || (v.entry && v.entry->modify_index < token))
+        return; // nothing yet, or news from before this hold
     if (!v.entry || !v.entry->session || *v.entry->session != *sid) {
         on_lost(epoch, make_error_code(errc::lock_lost));
         return;
@@ -360,9 +361,15 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
 
     // 2. A live session.
     auto& sess = s.session_for_acquire();
-    auto [sec, sid] = co_await sess.start(use_tuple);
-    if (sec)
-        co_return op_bool{sec, false};
+    consul::session_id sid;
+    if (sess.is_live() && sess.id()) {
+        sid = *sess.id(); // the usual case: no round trip through the executor
+    } else {
+        auto [sec, started] = co_await sess.start(use_tuple);
+        if (sec)
+            co_return op_bool{sec, false};
+        sid = std::move(started);
+    }
 
     // 3. The decisions.
     lock_acquisition_params params;

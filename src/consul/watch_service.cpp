@@ -72,6 +72,10 @@ struct watch_entry {
     // Polled mode.
     clock_type::time_point next_poll{};
 
+    // Bumped when a subscriber seeds a fresher view: an answer to a query sent before that must not
+    // overwrite it with older news (a new holder would read its own predecessor's state as a loss).
+    std::uint64_t seed_stamp = 0;
+
     bool wants_consistent() const
     {
         return std::any_of(subs.begin(), subs.end(), [](const auto& s) { return s->interest.consistent; });
@@ -166,9 +170,14 @@ asio::awaitable<void> blocking_loop(std::shared_ptr<watch_state> st, std::shared
         q.wait = st->wait;
         q.consistency = e->wants_consistent() ? consistency_mode::consistent : consistency_mode::default_mode;
         e->sent_query = true;
+        const auto stamp = e->seed_stamp;
         auto [ec, result] = co_await kv_get_body(c, e->key, q);
         if (stopped() || ec == asio::error::operation_aborted)
             break;
+        if (!ec && stamp != e->seed_stamp && result.meta.index < e->view.index) {
+            e->tracker.on_reply(result.meta.index); // older than the seed: the next query returns at once
+            continue;
+        }
         if (ec) {
             e->failed_last = true;
             e->view.error = ec;
@@ -193,10 +202,18 @@ asio::awaitable<void> poll_chunk(std::shared_ptr<watch_state> st, std::shared_pt
                                  std::vector<std::shared_ptr<watch_entry>> left)
 {
     const bool consistent = std::any_of(left.begin(), left.end(), [](const auto& e) { return e->wants_consistent(); });
-    const auto update = [&](const std::shared_ptr<watch_entry>& e, std::optional<kv_entry> entry, error_code ec) {
+    std::vector<std::uint64_t> stamps;
+    for (const auto& e : left)
+        stamps.push_back(e->seed_stamp);
+    const auto update = [&](const std::shared_ptr<watch_entry>& e, std::optional<kv_entry> entry, error_code ec,
+                            std::uint64_t stamp) {
         const auto now = clock_type::now();
         if (!e->polled())
             return; // promoted or abandoned meanwhile
+        if (stamp != e->seed_stamp) { // seeded with fresher news while we asked: ask again soon
+            e->next_poll = now;
+            return;
+        }
         if (ec) {
             e->view.error = ec;
             e->next_poll = now + std::min(e->poll_interval(), poll_retry);
@@ -234,18 +251,19 @@ asio::awaitable<void> poll_chunk(std::shared_ptr<watch_state> st, std::shared_pt
              result.errors.front().what.find("doesn't exist") == std::string::npos))
             ec = make_error_code(errc::bad_response);
         if (ec) {
-            for (const auto& e : left)
-                update(e, std::nullopt, ec);
+            for (std::size_t i = 0; i < left.size(); ++i)
+                update(left[i], std::nullopt, ec, stamps[i]);
             co_return;
         }
         if (result.committed) {
             for (std::size_t i = 0; i < left.size(); ++i)
-                update(left[i], std::move(result.results[i]), {});
+                update(left[i], std::move(result.results[i]), {}, stamps[i]);
             co_return;
         }
         const auto missing = result.errors.front().op_index;
-        update(left[missing], std::nullopt, {});
+        update(left[missing], std::nullopt, {}, stamps[missing]);
         left.erase(left.begin() + static_cast<std::ptrdiff_t>(missing));
+        stamps.erase(stamps.begin() + static_cast<std::ptrdiff_t>(missing));
     }
 }
 
@@ -446,6 +464,7 @@ std::unique_ptr<watch_service::subscription> watch_service::subscribe(const std:
         const auto version = e->view.version;
         e->view = *seed;
         e->view.version = version;
+        ++e->seed_stamp;
     }
     e->idle = false;
     if (!e->blocking) {
