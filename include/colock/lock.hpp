@@ -53,7 +53,9 @@ public:
     /// pending), the last request error after lock_options::max_consecutive_errors failures.
     /// Cancellation: terminal, partial and total, at once while waiting. The lock is never left held
     /// by a cancelled acquire: if its write won the race, the lock is released before completing
-    /// with operation_aborted. A timeout is a cancellation.
+    /// with operation_aborted. A cancellation that arrives while the acquiring write is in flight
+    /// takes effect when its answer arrives (at most the client's request_timeout later), so that the
+    /// outcome is known. A timeout is a cancellation.
     template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>
     [[nodiscard]] auto acquire(Token&& token = {})
     {
