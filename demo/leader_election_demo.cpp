@@ -213,12 +213,15 @@ int run_candidate(const candidate_settings& settings)
     };
     asio::co_spawn(ioc, campaign(lock, state), on_done);
     // Bounded even if the driver is gone without a signal (it normally stops candidates in seconds).
-    ioc.run_for(120s);
+    const auto give_up = clock_type::now() + 120s;
+    while (!finished && ioc.run_one_until(give_up) != 0) {
+    }
     if (!finished) {
         report("error still running after 120 s");
         std::fflush(nullptr);
         std::_Exit(1);
     }
+    ioc.run_for(5s); // background work after the release (destroying the session); returns when none is left
     return exit_code;
 }
 
@@ -689,10 +692,10 @@ int driver::run()
          first_name.c_str(), since_renewal, ttl_s / 2);
     note("2. Consul keeps a session at least its TTL after the last renewal and invalidates it within 2 x TTL");
     if (freed_ns) {
-        note("   (%.1f s; Consul v1.14 waits the full 2 x TTL): expected %.2f s after the kill, seen at %.2f s.",
+        note("   (%.1f s; in practice the full 2 x TTL): expected %.2f s after the kill, seen at %.2f s.",
              2 * ttl_s, expected_free, seconds_between(kill_ns, *freed_ns));
     } else {
-        note("   (%.1f s; Consul v1.14 waits the full 2 x TTL): expected %.2f s after the kill.", 2 * ttl_s,
+        note("   (%.1f s; in practice the full 2 x TTL): expected %.2f s after the kill.", 2 * ttl_s,
              expected_free);
     }
     note("   Then the key is free, but:");
