@@ -153,8 +153,8 @@ asio::awaitable<int> campaign(colock::lock& lock, candidate_state& state)
     if (!state.stopping) {
         // A real leader would race its work against this: `co_await (work() || lock.lost(use_awaitable))`.
         auto lost_token = asio::bind_cancellation_slot(state.stop.slot(), asio::as_tuple(asio::use_awaitable));
-        auto [why] = co_await lock.lost(lost_token);
-        if (!state.stopping) {
+        auto [wait_error, why] = co_await lock.lost(lost_token);
+        if (!state.stopping && !wait_error) {
             report("lost " + std::to_string(to_ns(clock_type::now())) + " " + why.message());
             co_return 3;
         }

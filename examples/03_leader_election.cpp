@@ -98,9 +98,9 @@ asio::awaitable<void> candidate(client& consul, std::string key, std::string nam
     kv_get_result seen = co_await consul.kv_get(key);
     check(seen.entry && seen.entry->value == name, "the key names the current leader");
 
-    // Work while leader, and stop at once if leadership is lost. lost() completes with the reason
-    // as an error code; as_tuple makes that a value, so that `||` counts it as a finish.
-    auto result = co_await (lead(name, token, store) || leadership.lost(asio::as_tuple(asio::use_awaitable)));
+    // Work while leader, and stop at once if leadership is lost: a loss completes lost()
+    // successfully, with the reason as its value, so `||` ends the work.
+    auto result = co_await (lead(name, token, store) || leadership.lost(asio::use_awaitable));
     check(result.index() == 0, "leadership is not lost while leading");
     check(std::get<0>(result), "the store accepts the leader's writes");
 

@@ -71,15 +71,13 @@ asio::awaitable<void> destroy_session_soon(client& other, session_id id)
 // Works while holding the lock until the lock is lost, while `trouble` runs; returns the reason.
 asio::awaitable<colock::error_code> work_until_lost(colock::lock& lock, asio::awaitable<void> trouble)
 {
-    // `||`: the first to finish wins and the other is cancelled. lost() completes with the reason
-    // as an error code; as_tuple makes that a value, so that `||` counts it as a finish (with plain
-    // use_awaitable it would be an exception, and `||` would wait for the work instead).
-    auto held = work(lock.fencing_token()) || lock.lost(asio::as_tuple(asio::use_awaitable));
+    // `||`: the first to finish wins and the other is cancelled. A loss completes lost()
+    // successfully, with the reason as its value, so it stops the work at once.
+    auto held = work(lock.fencing_token()) || lock.lost(asio::use_awaitable);
     // `&&`: run that and the trouble side by side, and wait for both.
     auto finished = co_await (std::move(held) && std::move(trouble));
     check(finished.index() == 1, "the loss stopped the work");
-    auto [why] = std::get<1>(finished);
-    co_return why;
+    co_return std::get<1>(finished);
 }
 
 asio::awaitable<void> demo(client& consul, client& intruder)

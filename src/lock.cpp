@@ -602,11 +602,11 @@ void lock::release_impl(asio::any_completion_handler<void(error_code)> h)
     consul::detail::launch(impl_->cimpl, detail::release_body(impl_), std::move(h));
 }
 
-void lock::lost_impl(asio::any_completion_handler<void(error_code)> h)
+void lock::lost_impl(asio::any_completion_handler<void(error_code, error_code)> h)
 {
     auto& s = *impl_;
     if (s.state != detail::lock_impl::phase::held || !s.end) {
-        asio::post(executor_, asio::append(std::move(h), s.last_end));
+        asio::post(executor_, asio::append(std::move(h), error_code{}, s.last_end));
         return;
     }
     auto end = s.end;
@@ -614,7 +614,10 @@ void lock::lost_impl(asio::any_completion_handler<void(error_code)> h)
     auto ex = asio::get_associated_executor(h, executor_);
     end->signal.async_wait(asio::bind_cancellation_slot(
         slot, asio::bind_executor(ex, [end, h = std::move(h)](error_code ec) mutable {
-            std::move(h)(end->reason ? end->reason : (ec ? ec : make_error_code(asio::error::operation_aborted)));
+            if (end->reason) // the hold ended (the timer was cancelled for that)
+                std::move(h)(error_code{}, end->reason);
+            else // only our wait was cancelled
+                std::move(h)(ec ? ec : make_error_code(asio::error::operation_aborted), error_code{});
         })));
 }
 

@@ -36,7 +36,8 @@ struct lock_impl;
 ///   the network silently drops every packet). The lock is then "not held" again and can re-acquire.
 /// - Several lock objects on one key in one client exclude each other, even on a shared session.
 ///
-/// Thread safety: as the client. The client must outlive the lock. Destroying a held lock releases
+/// Thread safety: as the client: start operations from the thread that runs the client's executor
+/// (from another thread, post to it first). The client must outlive the lock. Destroying a held lock releases
 /// it in the background; destroying it while acquire() is pending cancels that acquire().
 class lock {
 public:
@@ -85,17 +86,21 @@ public:
             executor_, std::forward<Token>(token), [this](auto h) { release_impl(std::move(h)); });
     }
 
-    /// Asynchronously waits until the current hold ends, and says why: errc::lock_lost (the key
-    /// changed hands, was released with our session or deleted), errc::session_invalidated,
+    /// Asynchronously waits until the current hold ends and says why. Signature:
+    /// void(error_code ec, error_code reason): `ec` is set only when the wait itself fails
+    /// (operation_aborted when it is cancelled); `reason` is why the hold ended: errc::lock_lost (the
+    /// key changed hands, was released with our session or deleted; also when the session was
+    /// destroyed and Consul released the key before a renewal noticed), errc::session_invalidated,
     /// errc::session_expired, a request error that makes ownership unverifiable (e.g. HTTP 403),
     /// errc::not_held after our own release(), operation_aborted when the client is cancelled.
     /// When not held it completes at once with the reason the last hold ended (errc::not_held if
     /// it was released or there was none), so a loss noticed before the call is still reported.
-    /// Signature: void(error_code). Cancellation: total (the wait only).
-    template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>
+    /// Because a loss is a successful completion, `co_await (work() || lock.lost(use_awaitable))`
+    /// stops the work as soon as ownership is gone. Cancellation: total (the wait only).
+    template <boost::asio::completion_token_for<void(error_code, error_code)> Token = boost::asio::deferred_t>
     [[nodiscard]] auto lost(Token&& token = {})
     {
-        return colock::detail::initiate<void(error_code)>(
+        return colock::detail::initiate<void(error_code, error_code)>(
             executor_, std::forward<Token>(token), [this](auto h) { lost_impl(std::move(h)); });
     }
 
@@ -118,7 +123,7 @@ private:
     void acquire_impl(boost::asio::any_completion_handler<void(error_code)> h);
     void try_acquire_impl(boost::asio::any_completion_handler<void(error_code, bool)> h);
     void release_impl(boost::asio::any_completion_handler<void(error_code)> h);
-    void lost_impl(boost::asio::any_completion_handler<void(error_code)> h);
+    void lost_impl(boost::asio::any_completion_handler<void(error_code, error_code)> h);
 
     boost::asio::any_io_executor executor_;
     std::shared_ptr<detail::lock_impl> impl_;
