@@ -345,7 +345,12 @@ void operator_action_ends_the_hold(const std::string& name,
             auto [rel] = co_await l.release(tuple_awaitable);
             BOOST_TEST(rel == errc::not_held, rel.message());
 
-            co_await expect_acquired(l);
+            const auto reacquire_started = clock_type::now();
+            auto [aec] = co_await l.acquire(tuple_awaitable);
+            BOOST_TEST_REQUIRE(!aec, "acquire after the loss failed after " << ms_since(reacquire_started)
+                                                                          << " ms: " << aec.message());
+            BOOST_TEST_MESSAGE(name << ": acquired again after " << ms_since(reacquire_started) << " ms");
+            BOOST_TEST_REQUIRE(l.is_held());
             BOOST_TEST(l.fencing_token() > old_token);
             BOOST_TEST(read_key(key).session == sid_of(l));
             if (new_session_expected)
