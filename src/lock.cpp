@@ -101,9 +101,7 @@ struct lock_impl : std::enable_shared_from_this<lock_impl> {
     asio::cancellation_signal acquire_stop; // ~lock cancels a pending acquire
     bool acquire_pending = false;
 
-    // What we last knew of the key (from our own writes and reads): the next acquire starts from it.
-    std::optional<std::optional<consul::kv_entry>> known_key;
-    std::uint64_t known_index = 0;
+    local_queue& memory() { return cimpl->local_locks(); } // the client's knowledge of keys
 
     std::string tag() const { return "lock '" + key + "'"; }
 
@@ -193,10 +191,10 @@ asio::awaitable<void> release_task(std::shared_ptr<lock_impl> self, consul::sess
     auto [ec, entry] = co_await unlock_key(s.cimpl, s.key, sid, s.options.value, s.write_opts(), s.options.retry_initial,
                                            s.options.retry_max);
     if (!ec && entry) {
-        s.known_key = std::move(entry);
-        s.known_index = (*s.known_key)->modify_index;
+        const auto index = entry->modify_index;
+        s.memory().remember(s.key, std::move(entry), index);
     } else {
-        s.known_key.reset();
+        s.memory().forget(s.key);
         if (ec && ec != errc::not_held)
             s.cimpl->warn(s.tag() + ": release failed (" + ec.message() + ")" +
                           (own ? "; destroying its session" : "; the key stays held until the session ends"));
@@ -232,8 +230,7 @@ void lock_impl::become_held(consul::session& s, const consul::session_id& id, st
     turn = std::move(t);
     const auto epoch = ++hold_epoch;
     end = std::make_shared<hold_end>(cimpl->executor);
-    known_key = entry;
-    known_index = fencing;
+    memory().remember(key, entry, fencing);
     if (cimpl->log.enabled(logger::level::debug))
         cimpl->debug(tag() + " acquired, fencing token " + std::to_string(fencing));
 
@@ -281,8 +278,7 @@ void lock_impl::on_monitor(std::uint64_t epoch, const key_view& v)
         on_lost(epoch, make_error_code(errc::lock_lost));
         return;
     }
-    known_key = v.entry;
-    known_index = v.index;
+    memory().remember(key, v.entry, v.index);
 }
 
 void lock_impl::on_lost(std::uint64_t epoch, error_code reason)
@@ -293,7 +289,7 @@ void lock_impl::on_lost(std::uint64_t epoch, error_code reason)
     const auto id = *sid;
     const bool unverifiable = reason != errc::lock_lost && reason != errc::session_invalidated &&
                               reason != errc::session_expired && reason != asio::error::operation_aborted;
-    known_key.reset();
+    memory().forget(key);
     end_hold(reason);
     if (unverifiable) {
         // We can no longer tell whether Consul still has our session in the key: let it go (best effort).
@@ -380,7 +376,10 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
     params.max_consecutive_errors = s.options.max_consecutive_errors;
     lock_acquisition plan(std::move(params), sid);
     plan.set_backoff(s.options.retry_initial, s.options.retry_max, s.options.lock_delay_retry_max);
-    plan.start(s.known_key, s.known_index);
+    if (auto known = queue.recall(s.key))
+        plan.start(std::optional<std::optional<consul::kv_entry>>(std::move(known->entry)), known->index);
+    else
+        plan.start(std::nullopt, 0);
 
     std::unique_ptr<watch_service::subscription> watching;
     auto wake = std::make_shared<asio::steady_timer>(s.cimpl->executor);
@@ -451,6 +450,10 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
             break;
         }
         case acquire_step::renew_session: {
+            // Consul refused the session: ask it now (a 404 ends the session), then start a new one if needed.
+            auto [nec] = co_await sess.renew_now(use_tuple);
+            if (nec == asio::error::operation_aborted)
+                co_return op_bool{nec, false};
             auto [rec, rsid] = co_await sess.start(use_tuple);
             plan.on_session(rec, rsid);
             break;
@@ -458,8 +461,12 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
         case acquire_step::held:
             break;
         case acquire_step::not_acquired:
+            if (plan.key_known())
+                queue.remember(s.key, plan.key_entry(), plan.key_index());
             co_return op_bool{error_code{}, false};
         case acquire_step::failed:
+            if (plan.key_known())
+                queue.remember(s.key, plan.key_entry(), plan.key_index());
             co_return op_bool{plan.error(), false};
         }
 
@@ -483,7 +490,6 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
         if (stop) {
             if (plan.next() == acquire_step::read && plan.consistent_read())
                 continue; // a write of unknown outcome: resolve it first (the read is not cancellable)
-            s.known_key.reset();
             co_return op_bool{make_error_code(asio::error::operation_aborted), false};
         }
     }

@@ -279,6 +279,26 @@ asio::awaitable<std::tuple<error_code, session_id>> start_body(std::shared_ptr<s
     }
 }
 
+asio::awaitable<std::tuple<error_code>> renew_now_body(std::shared_ptr<session_impl> s)
+{
+    if (!s->id)
+        co_return std::tuple{make_error_code(errc::not_held)};
+    const auto sid = *s->id;
+    const auto my_epoch = s->epoch;
+    const auto sent = clock_type::now();
+    auto [ec, entry] = co_await session_renew_body(s->client, sid, write_options{});
+    if (s->epoch != my_epoch) // ended (or replaced) meanwhile
+        co_return std::tuple{ec ? ec : make_error_code(errc::not_held)};
+    if (!ec) {
+        s->liveness.on_renewed(sent, entry.ttl);
+        s->watchdog.cancel(); // re-arm at the new deadline
+    } else if (ec == errc::session_invalidated) {
+        s->liveness.on_invalidated();
+        s->declare_lost(errc::session_invalidated);
+    }
+    co_return std::tuple{ec};
+}
+
 asio::awaitable<std::tuple<error_code>> close_body(std::shared_ptr<session_impl> s)
 {
     ++s->stops;
@@ -336,6 +356,11 @@ void session::lost_impl(asio::any_completion_handler<void(error_code)> h)
         slot, asio::bind_executor(ex, [signal, h = std::move(h)](error_code ec) mutable {
             std::move(h)(signal->reason ? signal->reason : (ec ? ec : make_error_code(asio::error::operation_aborted)));
         })));
+}
+
+void session::renew_now_impl(asio::any_completion_handler<void(error_code)> h)
+{
+    detail::launch(impl_->client, detail::renew_now_body(impl_), std::move(h));
 }
 
 void session::close_impl(asio::any_completion_handler<void(error_code)> h)

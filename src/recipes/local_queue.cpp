@@ -30,6 +30,11 @@ struct local_queue_state {
     asio::any_io_executor ex;
     std::unordered_map<std::string, key_line> lines;
 
+    // Key memory, most recently used first.
+    using memory_list = std::list<std::pair<std::string, local_queue::key_state>>;
+    memory_list memory;
+    std::unordered_map<std::string, memory_list::iterator> memory_index;
+
     void pass_on(const std::string& key)
     {
         auto it = lines.find(key);
@@ -82,6 +87,44 @@ asio::awaitable<std::tuple<error_code, std::unique_ptr<local_turn>>> local_queue
         co_return std::tuple{make_error_code(asio::error::operation_aborted), std::unique_ptr<local_turn>{}};
     }
     co_return std::tuple{error_code{}, std::move(turn)};
+}
+
+void local_queue::remember(const std::string& key, std::optional<consul::kv_entry> entry, std::uint64_t index)
+{
+    auto& st = *state_;
+    key_state ks;
+    ks.entry = std::move(entry);
+    ks.index = index;
+    if (auto it = st.memory_index.find(key); it != st.memory_index.end()) {
+        it->second->second = std::move(ks);
+        st.memory.splice(st.memory.begin(), st.memory, it->second);
+        return;
+    }
+    st.memory.emplace_front(key, std::move(ks));
+    st.memory_index.emplace(key, st.memory.begin());
+    if (st.memory.size() > memory_capacity) {
+        st.memory_index.erase(st.memory.back().first);
+        st.memory.pop_back();
+    }
+}
+
+std::optional<local_queue::key_state> local_queue::recall(const std::string& key)
+{
+    auto& st = *state_;
+    auto it = st.memory_index.find(key);
+    if (it == st.memory_index.end())
+        return std::nullopt;
+    st.memory.splice(st.memory.begin(), st.memory, it->second);
+    return it->second->second;
+}
+
+void local_queue::forget(const std::string& key)
+{
+    auto& st = *state_;
+    if (auto it = st.memory_index.find(key); it != st.memory_index.end()) {
+        st.memory.erase(it->second);
+        st.memory_index.erase(it);
+    }
 }
 
 std::size_t local_queue::waiting(const std::string& key) const

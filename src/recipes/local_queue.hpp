@@ -6,6 +6,7 @@
 // them apart. So a lock object first takes its key's local turn (first come, first served), then
 // deals with Consul; the turn passes on when the object releases or loses the lock.
 
+#include <colock/consul/kv.hpp>
 #include <colock/error.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -13,7 +14,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <deque>
+#include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -48,6 +51,19 @@ public:
 
     /// Number of objects waiting for `key` (for tests).
     std::size_t waiting(const std::string& key) const;
+
+    // What this client last knew of a key from its own writes and reads, so that the next acquirer
+    // (the next in line, or a new lock object) starts with one guarded write instead of a failed
+    // guess and a read. Only a hint: every write is guarded by the state it assumes. Bounded: the
+    // least recently used keys are forgotten.
+    struct key_state {
+        std::optional<consul::kv_entry> entry; ///< empty: absent
+        std::uint64_t index = 0;
+    };
+    void remember(const std::string& key, std::optional<consul::kv_entry> entry, std::uint64_t index);
+    std::optional<key_state> recall(const std::string& key);
+    void forget(const std::string& key);
+    static constexpr std::size_t memory_capacity = 4096;
 
 private:
     std::shared_ptr<local_queue_state> state_;

@@ -42,6 +42,7 @@ void lock_acquisition::start(std::optional<std::optional<consul::kv_entry>> know
 {
     if (known_key) {
         known_ = true;
+        remembered_ = true;
         entry_ = std::move(*known_key);
         index_ = known_index;
     }
@@ -63,7 +64,12 @@ void lock_acquisition::decide()
         return;
     }
     if (entry_->session && *entry_->session != session_) {
-        step_ = params_.try_once ? acquire_step::not_acquired : acquire_step::wait_change;
+        if (params_.try_once)
+            // A holder we only remember may be gone: one answer must come from Consul itself.
+            step_ = remembered_ ? acquire_step::read : acquire_step::not_acquired;
+        else
+            step_ = acquire_step::wait_change; // a remembered index makes the first wait return at once
+        remembered_ = false;
         return;
     }
     if (entry_->session) // ours, but not held through us: unlock and lock again for a fresh ModifyIndex
@@ -158,8 +164,16 @@ void lock_acquisition::on_write(error_code ec, const consul::txn_result& result)
         step_ = params_.try_once ? acquire_step::not_acquired : acquire_step::read;
         return;
     }
-    if (contains(what, "session")) { // e.g. "invalid session": ours may be gone
-        count_error(make_error_code(errc::session_invalidated), acquire_step::renew_session);
+    if (contains(what, "session")) { // e.g. "invalid session": ours may be gone. Ask at once, the
+        // second time after a backoff (a session Consul renews yet refuses must not spin).
+        const bool first = !session_refused_;
+        session_refused_ = true;
+        if (first) {
+            ++errors_;
+            step_ = acquire_step::renew_session;
+        } else {
+            count_error(make_error_code(errc::session_invalidated), acquire_step::renew_session);
+        }
         return;
     }
     // A guard failed (the key changed since we saw it): read it again. Counted, so that a rollback
@@ -182,6 +196,7 @@ void lock_acquisition::on_read(error_code ec, const std::optional<consul::kv_ent
         return;
     }
     known_ = true;
+    remembered_ = false;
     entry_ = entry;
     index_ = index;
     if (resolving_) {

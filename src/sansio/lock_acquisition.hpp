@@ -100,7 +100,9 @@ private:
     std::optional<consul::kv_entry> entry_;
     std::uint64_t index_ = 0;
     bool resolving_ = false; // the last write's outcome is unknown; the next read decides
+    bool remembered_ = false; // the state comes from memory, not from Consul in this acquisition
     bool lock_delay_backoff_ = false;
+    bool session_refused_ = false;
     acquire_step after_backoff_ = acquire_step::read;
     unsigned errors_ = 0;
     unsigned lock_delay_tries_ = 0;

@@ -73,6 +73,18 @@ public:
             executor_, std::forward<Token>(token), [this](auto h) { lost_impl(std::move(h)); });
     }
 
+    /// Asynchronously renews the current session now, instead of at its next scheduled renewal:
+    /// when Consul refused to use it (e.g. "invalid session"), this finds out at once whether it
+    /// is gone. Completes with errc::session_invalidated (and the session is then lost) when Consul
+    /// no longer knows it, errc::not_held when no session is live. Signature: void(error_code).
+    /// Cancellation: terminal (the wait; a renewal already sent still counts).
+    template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>
+    [[nodiscard]] auto renew_now(Token&& token = {})
+    {
+        return colock::detail::initiate<void(error_code)>(
+            executor_, std::forward<Token>(token), [this](auto h) { renew_now_impl(std::move(h)); });
+    }
+
     /// Asynchronously stops renewal and destroys the current session in Consul (keys it holds are
     /// released, with lock-delay: release locks first). Waiters on lost() complete with
     /// errc::not_held. Signature: void(error_code). Cancellation: terminal; the destroy may still be sent.
@@ -107,6 +119,7 @@ private:
     void start_impl(boost::asio::any_completion_handler<void(error_code, session_id)> h);
     void lost_impl(boost::asio::any_completion_handler<void(error_code)> h);
     void close_impl(boost::asio::any_completion_handler<void(error_code)> h);
+    void renew_now_impl(boost::asio::any_completion_handler<void(error_code)> h);
 
     boost::asio::any_io_executor executor_;
     std::shared_ptr<detail::session_impl> impl_;
