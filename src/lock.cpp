@@ -104,6 +104,14 @@ struct lock_impl : std::enable_shared_from_this<lock_impl> {
     local_queue& memory() { return cimpl->local_locks(); } // the client's knowledge of keys
 
     std::string tag() const { return "lock '" + key + "'"; }
+    // The Consul key this lock names, for local turns and key memory: the same key in another
+    // datacenter, namespace or partition is another key.
+    std::string identity() const
+    {
+        const auto& r = options.request;
+        return r.datacenter + '\x1f' + r.ns + '\x1f' + r.partition + '\x1f' + key;
+    }
+    std::uint64_t lock_index = 0; // of the current hold: another acquisition changes it
 
     consul::write_options write_opts() const
     {
@@ -145,6 +153,8 @@ struct lock_impl : std::enable_shared_from_this<lock_impl> {
     void on_lost(std::uint64_t epoch, error_code reason);
     void end_hold(error_code reason);
     void release_in_background(std::shared_ptr<release_done> done);
+    // Unlocks what an abandoned acquisition may have locked (rolled back if it did not).
+    void release_abandoned(const consul::session_id& id, std::unique_ptr<local_turn> t);
 };
 
 namespace {
@@ -181,33 +191,56 @@ unlock_key(std::shared_ptr<client_impl> c, std::string key, consul::session_id s
     co_return std::tuple{last, std::optional<consul::kv_entry>{}};
 }
 
-// Releases a hold that its lock object no longer tracks (release(), destruction, a cancelled
-// acquire whose write won). Keeps the local turn and a lock-owned session until the key is free.
+// How long a release that keeps failing (e.g. the agent unreachable) is retried in the background
+// after the caller has been told. It also ends when the session does: Consul then frees the key.
+constexpr std::chrono::minutes background_release_limit{5};
+
+// Releases a hold that its lock object no longer tracks (release(), destruction, a cancelled or
+// failed acquire whose write may have won). Keeps the local turn and a lock-owned session until the
+// key is free. `done`, if any, learns the outcome of the first round of attempts.
 asio::awaitable<void> release_task(std::shared_ptr<lock_impl> self, consul::session_id sid,
                                    std::unique_ptr<local_turn> turn, std::unique_ptr<consul::session> own,
                                    std::shared_ptr<release_done> done)
 {
     auto& s = *self;
-    auto [ec, entry] = co_await unlock_key(s.cimpl, s.key, sid, s.options.value, s.write_opts(), s.options.retry_initial,
-                                           s.options.retry_max);
-    if (!ec && entry) {
-        const auto index = entry->modify_index;
-        s.memory().remember(s.key, std::move(entry), index);
-    } else {
-        s.memory().forget(s.key);
-        if (ec && ec != errc::not_held)
-            s.cimpl->warn(s.tag() + ": release failed (" + ec.message() + ")" +
-                          (own ? "; destroying its session" : "; the key stays held until the session ends"));
+    const auto report = [&done](error_code ec) {
+        if (done && !done->finished) {
+            done->ec = ec;
+            done->finished = true;
+            done->signal.cancel();
+        }
+    };
+    const auto give_up_at = clock_type::now() + background_release_limit;
+    for (bool warned = false;;) {
+        auto [ec, entry] = co_await unlock_key(s.cimpl, s.key, sid, s.options.value, s.write_opts(),
+                                               s.options.retry_initial, s.options.retry_max);
+        if (!ec && entry) {
+            const auto index = entry->modify_index;
+            s.memory().remember(s.identity(), std::move(entry), index);
+        } else {
+            s.memory().forget(s.identity());
+        }
+        const bool transient = ec == errc::indeterminate_write || ec == errc::request_timeout || is_retryable(ec);
+        const bool session_over = own && !own->is_live();
+        if (!ec || ec == errc::not_held || !transient || session_over || clock_type::now() >= give_up_at) {
+            if (ec && ec != errc::not_held)
+                s.cimpl->warn(s.tag() + ": release failed (" + ec.message() + ")" +
+                              (own ? "; destroying its session" : "; the key stays held until the session ends"));
+            report(ec);
+            break;
+        }
+        // Still ours as far as we know: the caller hears now, the key is freed as soon as Consul answers.
+        report(ec);
+        if (!warned)
+            s.cimpl->warn(s.tag() + ": release failed (" + ec.message() + "); retrying in the background");
+        warned = true;
+        asio::steady_timer pause(s.cimpl->executor, s.options.retry_max);
+        co_await pause.async_wait(use_tuple);
     }
     // A lock-owned session is destroyed once the key is released (or could not be): destroying it
     // first would impose lock-delay on the next holder.
     own.reset();
     turn.reset();
-    if (done) {
-        done->ec = ec;
-        done->finished = true;
-        done->signal.cancel();
-    }
 }
 
 asio::awaitable<std::tuple<error_code>> wait_for(std::shared_ptr<release_done> done)
@@ -230,7 +263,8 @@ void lock_impl::become_held(consul::session& s, const consul::session_id& id, st
     turn = std::move(t);
     const auto epoch = ++hold_epoch;
     end = std::make_shared<hold_end>(cimpl->executor);
-    memory().remember(key, entry, fencing);
+    memory().remember(identity(), entry, fencing);
+    lock_index = entry.lock_index;
     if (cimpl->log.enabled(logger::level::debug))
         cimpl->debug(tag() + " acquired, fencing token " + std::to_string(fencing));
 
@@ -244,7 +278,7 @@ void lock_impl::become_held(consul::session& s, const consul::session_id& id, st
     interest.poll_interval = hold_poll_interval();
     interest.start_delay = hold_watch_delay;
     monitor = cimpl->watches().subscribe(
-        key, interest,
+        key, options.request, interest,
         [weak, epoch](const key_view& v) {
             if (auto self = weak.lock())
                 self->on_monitor(epoch, v);
@@ -274,11 +308,13 @@ void lock_impl::on_monitor(std::uint64_t epoch, const key_view& v)
     }
     if (!v.known || (v.entry && v.entry->modify_index < token))
         return; // nothing yet, or news from before this hold
-    if (!v.entry || !v.entry->session || *v.entry->session != *sid) {
+    // Not ours any more; or ours, but acquired again since (another lock object on the same
+    // session, e.g. in another client, took it over: LockIndex counts acquisitions).
+    if (!v.entry || !v.entry->session || *v.entry->session != *sid || v.entry->lock_index != lock_index) {
         on_lost(epoch, make_error_code(errc::lock_lost));
         return;
     }
-    memory().remember(key, v.entry, v.index);
+    memory().remember(identity(), v.entry, v.index);
 }
 
 void lock_impl::on_lost(std::uint64_t epoch, error_code reason)
@@ -289,7 +325,7 @@ void lock_impl::on_lost(std::uint64_t epoch, error_code reason)
     const auto id = *sid;
     const bool unverifiable = reason != errc::lock_lost && reason != errc::session_invalidated &&
                               reason != errc::session_expired && reason != asio::error::operation_aborted;
-    memory().forget(key);
+    memory().forget(identity());
     end_hold(reason);
     if (unverifiable) {
         // We can no longer tell whether Consul still has our session in the key: let it go (best effort).
@@ -325,9 +361,14 @@ namespace {
 asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_once)
 {
     auto& s = *self;
+    auto start_state = co_await asio::this_coro::cancellation_state;
+    if (s.closed || cancelled(start_state)) // ~lock or a cancellation before the body ran
+        co_return op_bool{make_error_code(asio::error::operation_aborted), false};
     if (s.state == lock_impl::phase::held) {
         if (!s.options.reentrant)
             co_return op_bool{make_error_code(errc::already_held), false};
+        if (!s.sess || !s.sess->is_live() || s.sess->id() != s.sid) // past the deadline: no new claims
+            co_return op_bool{make_error_code(errc::session_expired), false};
         ++s.count;
         co_return op_bool{error_code{}, true};
     }
@@ -345,11 +386,12 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
     auto& queue = s.cimpl->local_locks();
 
     // 1. This client's turn for the key: lock objects sharing a session must not both "hold" it.
-    auto turn = queue.try_enter(s.key);
+    const auto identity = s.identity();
+    auto turn = queue.try_enter(identity);
     if (!turn) {
         if (try_once)
             co_return op_bool{error_code{}, false};
-        auto [tec, t] = co_await queue.enter(s.key);
+        auto [tec, t] = co_await queue.enter(identity);
         if (tec)
             co_return op_bool{tec, false};
         turn = std::move(t);
@@ -376,7 +418,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
     params.max_consecutive_errors = s.options.max_consecutive_errors;
     lock_acquisition plan(std::move(params), sid);
     plan.set_backoff(s.options.retry_initial, s.options.retry_max, s.options.lock_delay_retry_max);
-    if (auto known = queue.recall(s.key))
+    if (auto known = queue.recall(identity))
         plan.start(std::optional<std::optional<consul::kv_entry>>(std::move(known->entry)), known->index);
     else
         plan.start(std::nullopt, 0);
@@ -429,8 +471,13 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
                 }
                 watch_interest interest;
                 interest.poll_interval = s.options.poll_interval;
-                watching = s.cimpl->watches().subscribe(s.key, interest, std::move(on_change), seed);
+                watching = s.cimpl->watches().subscribe(s.key, s.options.request, interest, std::move(on_change), seed);
                 seen_version = watching->view().version;
+                const auto& current = watching->view();
+                if (current.known && !current.error && current.index != plan.key_index()) {
+                    plan.on_change({}, current.entry, current.index); // the watch knows better already
+                    break;
+                }
             }
             if (watching->view().version == seen_version) {
                 wake->expires_at(clock_type::time_point::max());
@@ -462,11 +509,11 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
             break;
         case acquire_step::not_acquired:
             if (plan.key_known())
-                queue.remember(s.key, plan.key_entry(), plan.key_index());
+                queue.remember(identity, plan.key_entry(), plan.key_index());
             co_return op_bool{error_code{}, false};
         case acquire_step::failed:
-            if (plan.key_known())
-                queue.remember(s.key, plan.key_entry(), plan.key_index());
+            if (plan.unresolved()) // a write of unknown outcome may hold the key: let it go
+                s.release_abandoned(plan.session(), std::move(turn));
             co_return op_bool{plan.error(), false};
         }
 
@@ -485,11 +532,13 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
             }
             if (plan.key_entry())
                 s.become_held(sess, plan.session(), plan.token(), *plan.key_entry(), std::move(turn));
+            if (s.state != lock_impl::phase::held) // the session ended before the hold could start
+                co_return op_bool{make_error_code(errc::session_expired), false};
             co_return op_bool{error_code{}, true};
         }
         if (stop) {
-            if (plan.next() == acquire_step::read && plan.consistent_read())
-                continue; // a write of unknown outcome: resolve it first (the read is not cancellable)
+            if (plan.unresolved()) // a write of unknown outcome may hold the key: let it go
+                s.release_abandoned(plan.session(), std::move(turn));
             co_return op_bool{make_error_code(asio::error::operation_aborted), false};
         }
     }
@@ -530,6 +579,12 @@ void lock_impl::release_in_background(std::shared_ptr<release_done> done)
     auto o = std::move(own);
     end_hold(make_error_code(errc::not_held));
     asio::co_spawn(cimpl->executor, release_task(shared_from_this(), id, std::move(t), std::move(o), std::move(done)),
+                   asio::detached);
+}
+
+void lock_impl::release_abandoned(const consul::session_id& id, std::unique_ptr<local_turn> t)
+{
+    asio::co_spawn(cimpl->executor, release_task(shared_from_this(), id, std::move(t), std::move(own), nullptr),
                    asio::detached);
 }
 

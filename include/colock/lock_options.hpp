@@ -40,8 +40,9 @@ struct lock_options {
     /// Stored in the key while held (Consul's Value); written by acquire and by release.
     std::string value;
 
-    /// The session to hold the lock with. Not owned; it must outlive the lock. Null: the lock uses
-    /// `own_session` when set, else the client's shared session (client::shared_session()).
+    /// The session to hold the lock with: one of the same client (local turns are per client). Not
+    /// owned; it must outlive the lock. Null: the lock uses `own_session` when set, else the
+    /// client's shared session (client::shared_session()).
     consul::session* session = nullptr;
 
     /// When set (and `session` is null), the lock creates a session of its own with these settings

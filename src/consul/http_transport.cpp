@@ -311,8 +311,13 @@ http_transport::exchange(const http_request& req, std::chrono::milliseconds budg
     request.prepare_payload();
 
     conn->tcp().expires_at(deadline);
-    auto [wec, wn] = conn->tls ? co_await http::async_write(*conn->tls, request, use_tuple)
-                               : co_await http::async_write(*conn->plain, request, use_tuple);
+    // (No `?:` around co_await: GCC 12 may destroy the result twice.)
+    std::tuple<error_code, std::size_t> written;
+    if (conn->tls)
+        written = co_await http::async_write(*conn->tls, request, use_tuple);
+    else
+        written = co_await http::async_write(*conn->plain, request, use_tuple);
+    auto [wec, wn] = written;
     // Any byte handed to the socket may reach the server; Beast can even report a timeout for a
     // write that completed. Only a write that sent nothing is known not to have been applied.
     maybe_sent = wn > 0 || !wec;
@@ -322,8 +327,12 @@ http_transport::exchange(const http_request& req, std::chrono::milliseconds budg
     http::response_parser<http::string_body> parser;
     parser.body_limit(opts_.max_response_bytes);
     parser.header_limit(16 * 1024);
-    auto [rec, rn] = conn->tls ? co_await http::async_read(*conn->tls, conn->buffer, parser, use_tuple)
-                               : co_await http::async_read(*conn->plain, conn->buffer, parser, use_tuple);
+    std::tuple<error_code, std::size_t> read;
+    if (conn->tls)
+        read = co_await http::async_read(*conn->tls, conn->buffer, parser, use_tuple);
+    else
+        read = co_await http::async_read(*conn->plain, conn->buffer, parser, use_tuple);
+    auto [rec, rn] = read;
     if (rec)
         co_return fail(rec);
 

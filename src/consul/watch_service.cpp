@@ -20,6 +20,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <map>
 #include <unordered_map>
 #include <vector>
 
@@ -47,13 +48,25 @@ struct watch_subscriber {
     bool active = true;
 };
 
+namespace {
+// Requests made with these options can share a transaction; with others, not even a query.
+std::string options_identity(const request_options& r)
+{
+    return r.datacenter + '\x1f' + r.ns + '\x1f' + r.partition + '\x1f' + r.token;
+}
+} // namespace
+
 struct watch_entry {
-    watch_entry(std::string k, std::uint64_t ord)
-        : key(std::move(k)), order(ord), bucket(loop_burst, loop_refill, clock_type::now()),
-          errors(error_backoff_initial, error_backoff_max)
+    watch_entry(std::string id, std::string k, const request_options& r, std::uint64_t ord)
+        : identity(std::move(id)), key(std::move(k)), request(r), order(ord),
+          bucket(loop_burst, loop_refill, clock_type::now()), errors(error_backoff_initial, error_backoff_max)
     {
+        request.diag = nullptr;
+        request.timeout = std::chrono::milliseconds(0);
     }
+    std::string identity; // options + key: the map's key
     std::string key;
+    request_options request;
     std::uint64_t order; // first come, first promoted
     key_view view;
     std::vector<std::shared_ptr<watch_subscriber>> subs;
@@ -61,7 +74,8 @@ struct watch_entry {
     // Blocking mode: a loop runs and holds one slot of the budget until it ends.
     bool blocking = false;
     bool stopping = false;  // the loop was told to end at once (its query is abandoned)
-    bool idle = false;      // stopped by cancel_all(): no query until someone subscribes again
+    bool idle = false;      // stopped by client::cancel(): no query until someone subscribes again
+    bool client_cancelled = false;
     bool sent_query = false;
     asio::cancellation_signal stop;
     index_tracker tracker;
@@ -120,7 +134,7 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
     void erase_if_unused(const std::shared_ptr<watch_entry>& e)
     {
         if (e->subs.empty() && !e->blocking) {
-            auto it = entries.find(e->key);
+            auto it = entries.find(e->identity);
             if (it != entries.end() && it->second == e)
                 entries.erase(it);
         }
@@ -166,6 +180,7 @@ asio::awaitable<void> blocking_loop(std::shared_ptr<watch_state> st, std::shared
         if (stopped() || e->subs.empty())
             break;
         query_options q;
+        static_cast<request_options&>(q) = e->request;
         q.index = e->tracker.next_index();
         q.wait = st->wait;
         q.consistency = e->wants_consistent() ? consistency_mode::consistent : consistency_mode::default_mode;
@@ -239,6 +254,7 @@ asio::awaitable<void> poll_chunk(std::shared_ptr<watch_state> st, std::shared_pt
         for (const auto& e : left)
             ops.push_back(txn_op::get(e->key));
         write_options wo;
+        static_cast<request_options&>(wo) = left.front()->request; // one chunk, one set of options
         auto [ec, result] = co_await txn_body(c, std::move(ops), wo,
                                               consistent ? consistency_mode::consistent : consistency_mode::default_mode);
         ++st->poll_txns;
@@ -284,16 +300,19 @@ asio::awaitable<void> poll_loop(std::shared_ptr<watch_state> st, std::shared_ptr
             co_await st->poll_timer.async_wait(use_tuple); // cancelled to poll a new key at once
             continue;
         }
-        // Keys due soon ride along with those due now: fewer, fuller transactions.
-        std::vector<std::shared_ptr<watch_entry>> due;
+        // Keys due soon ride along with those due now: fewer, fuller transactions (one per set of
+        // request options: keys read with different tokens or datacenters never share one).
+        std::map<std::string, std::vector<std::shared_ptr<watch_entry>>> due;
         for (const auto& e : polled)
             if (e->next_poll <= now + e->poll_interval() / 4)
-                due.push_back(e);
-        for (std::size_t first = 0; first < due.size() && !st->closed; first += max_txn_operations) {
-            const auto last = std::min(due.size(), first + max_txn_operations);
-            std::vector<std::shared_ptr<watch_entry>> chunk(due.begin() + static_cast<std::ptrdiff_t>(first),
-                                                            due.begin() + static_cast<std::ptrdiff_t>(last));
-            co_await poll_chunk(st, c, std::move(chunk));
+                due[options_identity(e->request)].push_back(e);
+        for (auto& [options, group] : due) {
+            for (std::size_t first = 0; first < group.size() && !st->closed; first += max_txn_operations) {
+                const auto last = std::min(group.size(), first + max_txn_operations);
+                std::vector<std::shared_ptr<watch_entry>> chunk(group.begin() + static_cast<std::ptrdiff_t>(first),
+                                                                group.begin() + static_cast<std::ptrdiff_t>(last));
+                co_await poll_chunk(st, c, std::move(chunk));
+            }
         }
     }
     st->poller_running = false;
@@ -321,9 +340,10 @@ void watch_state::loop_ended(const std::shared_ptr<watch_entry>& e)
     --slots_in_use;
     if (closed)
         return;
-    if (e->stopping && !e->subs.empty())
-        e->idle = true; // cancel_all(): stays quiet until subscribed again
+    if (e->client_cancelled && !e->subs.empty())
+        e->idle = true; // client::cancel(): stays quiet until subscribed again
     e->stopping = false;
+    e->client_cancelled = false;
     if (!e->subs.empty() && !e->idle) {
         // Still wanted (e.g. the subscribers came back while it drained): keep following it.
         if (slots_in_use < budget)
@@ -422,9 +442,12 @@ watch_service::watch_service(client_impl& client, std::size_t budget, millisecon
             st->poll_timer.cancel();
             const auto entries = st->entries;
             for (const auto& [key, e] : entries) {
-                if (e->blocking && !e->stopping) {
-                    e->stopping = true;
-                    e->stop.emit(asio::cancellation_type::terminal);
+                if (e->blocking) {
+                    e->client_cancelled = true;
+                    if (!e->stopping) {
+                        e->stopping = true;
+                        e->stop.emit(asio::cancellation_type::terminal);
+                    }
                 }
                 if (!e->subs.empty()) {
                     e->idle = true;
@@ -447,14 +470,16 @@ watch_service::~watch_service()
 }
 
 std::unique_ptr<watch_service::subscription> watch_service::subscribe(const std::string& key,
+                                                                      const request_options& request,
                                                                       const watch_interest& interest, callback cb,
                                                                       const std::optional<key_view>& seed)
 {
     auto& st = *state_;
-    auto& slot = st.entries[key];
+    auto identity = options_identity(request) + '\x1f' + key;
+    auto& slot = st.entries[identity];
     const bool fresh = !slot;
     if (fresh)
-        slot = std::make_shared<watch_entry>(key, st.next_order++);
+        slot = std::make_shared<watch_entry>(std::move(identity), key, request, st.next_order++);
     auto e = slot;
     auto sub = std::make_shared<watch_subscriber>();
     sub->cb = std::move(cb);
@@ -467,6 +492,7 @@ std::unique_ptr<watch_service::subscription> watch_service::subscribe(const std:
         ++e->seed_stamp;
     }
     e->idle = false;
+    e->client_cancelled = false;
     if (!e->blocking) {
         if (st.slots_in_use < st.budget) {
             st.start_loop(e, fresh ? interest.start_delay : milliseconds(0));

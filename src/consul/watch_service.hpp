@@ -13,6 +13,7 @@
 // error, or the first answer). Callbacks run on the client's executor and may unsubscribe.
 
 #include <colock/consul/kv.hpp>
+#include <colock/consul/query.hpp>
 #include <colock/error.hpp>
 
 #include <chrono>
@@ -73,9 +74,11 @@ public:
     watch_service& operator=(const watch_service&) = delete;
     ~watch_service();
 
-    /// Follows `key`. `seed`, when known, is a fresh view the caller already has (e.g. from its own
-    /// write): the first blocking query starts from its index instead of a plain read.
-    std::unique_ptr<subscription> subscribe(const std::string& key, const watch_interest& interest, callback cb,
+    /// Follows `key`, read with `request`'s token, datacenter, namespace and partition (users with
+    /// different ones never share a query). `seed`, when known, is a fresh view the caller already
+    /// has (e.g. from its own write): the first blocking query starts from its index.
+    std::unique_ptr<subscription> subscribe(const std::string& key, const request_options& request,
+                                            const watch_interest& interest, callback cb,
                                             const std::optional<key_view>& seed = std::nullopt);
 
     std::size_t blocking_queries() const noexcept; ///< keys with a blocking query (draining ones included)

@@ -84,6 +84,10 @@ asio::awaitable<std::tuple<error_code, std::unique_ptr<local_turn>>> local_queue
     auto cs = co_await asio::this_coro::cancellation_state;
     if (cs.cancelled() != asio::cancellation_type::none || !turn) {
         w->gone = true; // a turn granted at the same moment passes on when `turn` is destroyed
+        if (auto it = st->lines.find(key); it != st->lines.end()) {
+            auto& waiters = it->second.waiters;
+            waiters.erase(std::remove(waiters.begin(), waiters.end(), w), waiters.end());
+        }
         co_return std::tuple{make_error_code(asio::error::operation_aborted), std::unique_ptr<local_turn>{}};
     }
     co_return std::tuple{error_code{}, std::move(turn)};

@@ -10,6 +10,26 @@ using std::chrono::milliseconds;
 namespace {
 bool contains(const std::string& text, const char* what) { return text.find(what) != std::string::npos; }
 
+// Consul's texts quote the key (`failed to lock key "k" due to lock delay`): match only what is
+// outside quotes, so that a key named "lock delay" or "session" cannot be taken for the reason.
+std::string outside_quotes(const std::string& text)
+{
+    std::string out;
+    bool quoted = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (quoted && c == '\\' && i + 1 < text.size()) {
+            ++i;
+            continue;
+        }
+        if (c == '"')
+            quoted = !quoted;
+        else if (!quoted)
+            out += c;
+    }
+    return out;
+}
+
 // Equal jitter: half the ceiling, plus a random part of the other half (never zero, never in step).
 milliseconds jittered(milliseconds ceiling, double unit_random)
 {
@@ -60,6 +80,11 @@ void lock_acquisition::decide()
         return;
     }
     if (entry_->flags != params_.flags) {
+        if (remembered_) { // other flags once need not mean other flags now: ask Consul
+            remembered_ = false;
+            step_ = acquire_step::read;
+            return;
+        }
         fail(make_error_code(errc::conflict));
         return;
     }
@@ -116,6 +141,7 @@ void lock_acquisition::on_write(error_code ec, const consul::txn_result& result)
     if (ec) {
         if (ec == errc::indeterminate_write || ec == errc::request_timeout) {
             resolving_ = true; // applied or not: a consistent read tells
+            unresolved_ = true;
             ++errors_;
             if (params_.max_consecutive_errors != 0 && errors_ >= params_.max_consecutive_errors + 2)
                 fail(ec); // never reached in practice: reads resolve it first
@@ -148,8 +174,10 @@ void lock_acquisition::on_write(error_code ec, const consul::txn_result& result)
         fail(make_error_code(errc::bad_response));
         return;
     }
-    const auto& what = result.errors.front().what;
-    if (contains(what, "lock delay")) {
+    // Which operation failed: a guard (the key is not as we assumed) or the lock itself.
+    const bool lock_failed = result.errors.front().op_index + 1 == ops_.size();
+    const auto what = outside_quotes(result.errors.front().what);
+    if (lock_failed && contains(what, "lock delay")) {
         if (params_.try_once) {
             step_ = acquire_step::not_acquired;
             return;
@@ -160,11 +188,11 @@ void lock_acquisition::on_write(error_code ec, const consul::txn_result& result)
         return;
     }
     known_ = false;
-    if (contains(what, "already held")) { // another session holds it: learn which, then wait
+    if (lock_failed && contains(what, "already held")) { // another session holds it: learn which, then wait
         step_ = params_.try_once ? acquire_step::not_acquired : acquire_step::read;
         return;
     }
-    if (contains(what, "session")) { // e.g. "invalid session": ours may be gone. Ask at once, the
+    if (lock_failed && contains(what, "session")) { // "invalid session": ours may be gone. Ask at once, the
         // second time after a backoff (a session Consul renews yet refuses must not spin).
         const bool first = !session_refused_;
         session_refused_ = true;
@@ -201,6 +229,7 @@ void lock_acquisition::on_read(error_code ec, const std::optional<consul::kv_ent
     index_ = index;
     if (resolving_) {
         resolving_ = false;
+        unresolved_ = false; // the write's fate shows in the key (or it never reached Consul)
         if (entry && entry->session && *entry->session == session_ && entry->flags == params_.flags) {
             token_ = entry->modify_index;
             step_ = acquire_step::held;

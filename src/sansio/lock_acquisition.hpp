@@ -62,6 +62,9 @@ public:
     // The details of the current step.
     const std::vector<consul::txn_op>& ops() const noexcept { return ops_; }
     bool consistent_read() const noexcept { return resolving_; }
+    /// A write whose outcome is unknown was sent and no read has settled it: the key may be held
+    /// by our session. A driver that stops now must release it (an unlock by a non-holder is harmless).
+    bool unresolved() const noexcept { return unresolved_; }
     /// The delay of a backoff step; `unit_random` in [0, 1) supplies the jitter.
     std::chrono::milliseconds delay(double unit_random) const noexcept;
     std::uint64_t token() const noexcept { return token_; }
@@ -101,6 +104,7 @@ private:
     std::uint64_t index_ = 0;
     bool resolving_ = false; // the last write's outcome is unknown; the next read decides
     bool remembered_ = false; // the state comes from memory, not from Consul in this acquisition
+    bool unresolved_ = false; // see unresolved()
     bool lock_delay_backoff_ = false;
     bool session_refused_ = false;
     acquire_step after_backoff_ = acquire_step::read;

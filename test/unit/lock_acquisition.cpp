@@ -148,10 +148,57 @@ BOOST_AUTO_TEST_CASE(a_free_key_is_written_guarded_by_its_modify_index)
 
 BOOST_AUTO_TEST_CASE(a_key_with_other_flags_is_a_conflict_and_never_written)
 {
+    // Remembered other flags are checked with Consul first: the key may have been deleted since.
     auto a = started(entry(3, std::nullopt, 42));
+    BOOST_TEST(a.next() == acquire_step::read);
+    a.on_read({}, entry(3, std::nullopt, 42), 3);
     BOOST_TEST(a.next() == acquire_step::failed);
     BOOST_TEST(a.error() == errc::conflict);
     BOOST_TEST(a.ops().empty());
+
+    auto b = started(entry(3, std::nullopt, 42));
+    b.on_read({}, std::nullopt, 9); // gone: ours to take
+    BOOST_TEST(b.next() == acquire_step::write);
+}
+
+BOOST_AUTO_TEST_CASE(a_guessed_write_on_a_foreign_key_reads_then_reports_the_conflict)
+{
+    lock_acquisition a(params(), ours);
+    a.start(std::nullopt, 0);
+    auto r = rolled_back(0, "key \"jobs/a\" exists");
+    a.on_write({}, r);
+    BOOST_TEST(a.next() == acquire_step::read);
+    a.on_read({}, entry(3, std::nullopt, 0), 3);
+    BOOST_TEST(a.next() == acquire_step::failed);
+    BOOST_TEST(a.error() == errc::conflict);
+}
+
+BOOST_AUTO_TEST_CASE(reasons_are_read_outside_the_quoted_key_and_from_the_failing_operation)
+{
+    // A guard that failed on a key whose name mentions "lock delay" and "session" is just a failed guard.
+    auto a = started(entry(5, std::nullopt));
+    auto guard = rolled_back(0, "current modify index 6 != 5 for key \"a session under lock delay\"");
+    a.on_write({}, guard);
+    BOOST_TEST(a.next() == acquire_step::read);
+    // The same words inside the quotes of the lock operation's error do not count either.
+    auto b = started(entry(5, std::nullopt));
+    auto held = rolled_back(1, "failed to lock key \"lock delay\", lock is already held");
+    b.on_write({}, held);
+    BOOST_TEST(b.next() == acquire_step::read);
+    BOOST_TEST(!b.backing_off_for_lock_delay());
+}
+
+BOOST_AUTO_TEST_CASE(a_write_of_unknown_outcome_stays_unresolved_until_a_read_settles_it)
+{
+    auto a = started(std::nullopt);
+    BOOST_TEST(!a.unresolved());
+    a.on_write(make_error_code(errc::indeterminate_write), txn_result{});
+    BOOST_TEST(a.unresolved());
+    a.on_read(colock::make_http_error(500), std::nullopt, 0); // the read fails: still unknown
+    BOOST_TEST(a.unresolved());
+    a.on_backoff_done();
+    a.on_read({}, std::nullopt, 4);
+    BOOST_TEST(!a.unresolved());
 }
 
 BOOST_AUTO_TEST_CASE(a_key_held_by_another_session_is_waited_for)
