@@ -433,6 +433,8 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
         case acquire_step::write: {
             auto ops = plan.ops();
             auto wo = s.write_opts();
+            if (s.cimpl->log.enabled(logger::level::debug))
+                s.cimpl->debug(s.tag() + ": write (" + std::to_string(ops.size()) + " operations)");
             // Not abandoned on cancellation: its outcome decides whether we must release.
             auto [wec, wr] = co_await uncancellable(consul::detail::txn_body(s.cimpl, std::move(ops), wo));
             plan.on_write(wec, wr);

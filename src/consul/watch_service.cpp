@@ -186,7 +186,12 @@ asio::awaitable<void> blocking_loop(std::shared_ptr<watch_state> st, std::shared
         q.consistency = e->wants_consistent() ? consistency_mode::consistent : consistency_mode::default_mode;
         e->sent_query = true;
         const auto stamp = e->seed_stamp;
+        if (c->log.enabled(logger::level::debug))
+            c->debug("watch '" + e->key + "': query after index " + std::to_string(q.index) +
+                     (q.consistency == consistency_mode::consistent ? " (consistent)" : ""));
         auto [ec, result] = co_await kv_get_body(c, e->key, q);
+        if (c->log.enabled(logger::level::debug))
+            c->debug("watch '" + e->key + "': " + (ec ? ec.message() : "index " + std::to_string(result.meta.index)));
         if (stopped() || ec == asio::error::operation_aborted)
             break;
         if (!ec && stamp != e->seed_stamp && result.meta.index < e->view.index) {
