@@ -20,6 +20,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <unordered_map>
 #include <vector>
@@ -101,12 +102,16 @@ struct watch_entry {
             m = std::min(m, s->interest.poll_interval);
         return std::max(m, milliseconds(50));
     }
-    bool polled() const { return !blocking && !idle && !subs.empty(); }
+    bool polled() const { return !blocking && !pending_start && !idle && !subs.empty(); }
+
+    // A new key whose users asked for a start delay: its loop starts at `start_at` (if still wanted).
+    bool pending_start = false;
+    clock_type::time_point start_at{};
 };
 
 struct watch_state : std::enable_shared_from_this<watch_state> {
     watch_state(client_impl& c, std::size_t b, milliseconds w)
-        : client(&c), budget(std::max<std::size_t>(b, 1)), wait(w), poll_timer(c.executor)
+        : client(&c), budget(std::max<std::size_t>(b, 1)), wait(w), poll_timer(c.executor), start_timer(c.executor)
     {
     }
     client_impl* client; // owns the service; alive while anything here runs (loops hold it)
@@ -117,6 +122,11 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
     std::uint64_t next_order = 0;
     bool closed = false;
     bool poller_running = false;
+    // Keys waiting for their start delay, and the one timer that starts them: a short hold costs
+    // no coroutine, no timer and no query.
+    std::deque<std::shared_ptr<watch_entry>> pending;
+    asio::steady_timer start_timer;
+    bool starter_running = false;
     asio::steady_timer poll_timer;
     std::uint64_t poll_txns = 0;
     std::uint64_t hook_id = 0;
@@ -145,26 +155,24 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
         return std::any_of(entries.begin(), entries.end(), [](const auto& kv) { return kv.second->polled(); });
     }
 
-    void start_loop(const std::shared_ptr<watch_entry>& e, milliseconds delay);
+    void start_loop(const std::shared_ptr<watch_entry>& e);
     void loop_ended(const std::shared_ptr<watch_entry>& e);
     void promote();
     void make_room();
     void ensure_poller();
+    void start_later(const std::shared_ptr<watch_entry>& e, milliseconds delay);
+    void start_due();
     void poll_now(const std::shared_ptr<watch_entry>& e, bool at_once);
 };
 
 namespace {
 
 asio::awaitable<void> blocking_loop(std::shared_ptr<watch_state> st, std::shared_ptr<watch_entry> e,
-                                    std::shared_ptr<client_impl> c, milliseconds delay)
+                                    std::shared_ptr<client_impl> c)
 {
     co_await asio::this_coro::throw_if_cancelled(false);
     asio::steady_timer pause(c->executor);
     const auto stopped = [&] { return st->closed || e->stopping; };
-    if (delay.count() > 0) {
-        pause.expires_after(delay);
-        co_await pause.async_wait(use_tuple);
-    }
     while (!stopped() && !e->subs.empty()) {
         // Space out queries: after an error by backoff, otherwise by the token bucket.
         auto not_before = clock_type::now();
@@ -323,9 +331,66 @@ asio::awaitable<void> poll_loop(std::shared_ptr<watch_state> st, std::shared_ptr
     st->poller_running = false;
 }
 
+asio::awaitable<void> start_runner(std::shared_ptr<watch_state> st)
+{
+    co_await asio::this_coro::throw_if_cancelled(false);
+    while (!st->closed && !st->pending.empty()) {
+        const auto first = std::min_element(st->pending.begin(), st->pending.end(), [](const auto& a, const auto& b) {
+                               return a->start_at < b->start_at;
+                           })->get()->start_at;
+        if (first > clock_type::now()) {
+            st->start_timer.expires_at(first);
+            co_await st->start_timer.async_wait(use_tuple);
+            continue;
+        }
+        st->start_due();
+    }
+    st->starter_running = false;
+}
+
 } // namespace
 
-void watch_state::start_loop(const std::shared_ptr<watch_entry>& e, milliseconds delay)
+void watch_state::start_later(const std::shared_ptr<watch_entry>& e, milliseconds delay)
+{
+    e->pending_start = true;
+    e->start_at = clock_type::now() + delay;
+    pending.push_back(e);
+    if (!starter_running) {
+        starter_running = true;
+        asio::co_spawn(client->executor, start_runner(shared_from_this()), asio::detached);
+    } else if (e->start_at < start_timer.expiry()) {
+        start_timer.cancel(); // re-plan with the earlier start
+    }
+}
+
+void watch_state::start_due()
+{
+    const auto now = clock_type::now();
+    std::deque<std::shared_ptr<watch_entry>> later;
+    auto due = std::move(pending);
+    pending.clear();
+    for (auto& e : due) {
+        if (!e->pending_start)
+            continue;
+        if (e->start_at > now) {
+            later.push_back(std::move(e));
+            continue;
+        }
+        e->pending_start = false;
+        if (e->subs.empty() || e->idle) {
+            erase_if_unused(e); // the hold ended before its watch was needed
+        } else if (!e->blocking) {
+            if (slots_in_use < budget)
+                start_loop(e);
+            else
+                poll_now(e, false);
+        }
+    }
+    for (auto& e : later)
+        pending.push_back(std::move(e));
+}
+
+void watch_state::start_loop(const std::shared_ptr<watch_entry>& e)
 {
     e->blocking = true;
     e->stopping = false;
@@ -335,7 +400,7 @@ void watch_state::start_loop(const std::shared_ptr<watch_entry>& e, milliseconds
     if (e->view.known && e->view.index != 0 && !e->view.error)
         e->tracker.on_reply(e->view.index); // continue from what is known: the first query blocks
     ++slots_in_use;
-    asio::co_spawn(client->executor, blocking_loop(shared_from_this(), e, client->shared_from_this(), delay),
+    asio::co_spawn(client->executor, blocking_loop(shared_from_this(), e, client->shared_from_this()),
                    asio::bind_cancellation_slot(e->stop.slot(), asio::detached));
 }
 
@@ -352,7 +417,7 @@ void watch_state::loop_ended(const std::shared_ptr<watch_entry>& e)
     if (!e->subs.empty() && !e->idle) {
         // Still wanted (e.g. the subscribers came back while it drained): keep following it.
         if (slots_in_use < budget)
-            start_loop(e, milliseconds(0));
+            start_loop(e);
         else
             poll_now(e, false);
     }
@@ -369,7 +434,7 @@ void watch_state::promote()
                 first = e;
         if (!first)
             return;
-        start_loop(first, milliseconds(0));
+        start_loop(first);
     }
 }
 
@@ -469,6 +534,7 @@ watch_service::~watch_service()
     state_->client->remove_cancel_hook(state_->hook_id);
     state_->closed = true;
     state_->poll_timer.cancel();
+    state_->start_timer.cancel();
     for (const auto& [key, e] : state_->entries)
         if (e->blocking)
             e->stop.emit(asio::cancellation_type::terminal);
@@ -498,9 +564,14 @@ std::unique_ptr<watch_service::subscription> watch_service::subscribe(const std:
     }
     e->idle = false;
     e->client_cancelled = false;
-    if (!e->blocking) {
+    if (e->pending_start && interest.start_delay.count() == 0)
+        e->pending_start = false; // this user needs the watch now (the runner skips it)
+    if (!e->blocking && !e->pending_start) {
         if (st.slots_in_use < st.budget) {
-            st.start_loop(e, fresh ? interest.start_delay : milliseconds(0));
+            if (fresh && interest.start_delay.count() > 0)
+                st.start_later(e, interest.start_delay);
+            else
+                st.start_loop(e);
         } else {
             st.poll_now(e, !e->view.known);
             st.make_room();
