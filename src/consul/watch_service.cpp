@@ -111,7 +111,7 @@ struct watch_entry {
 
 struct watch_state : std::enable_shared_from_this<watch_state> {
     watch_state(client_impl& c, std::size_t b, milliseconds w)
-        : client(&c), budget(std::max<std::size_t>(b, 1)), wait(w), poll_timer(c.executor), start_timer(c.executor)
+        : client(&c), budget(std::max<std::size_t>(b, 1)), wait(w), start_timer(c.executor), poll_timer(c.executor)
     {
     }
     client_impl* client; // owns the service; alive while anything here runs (loops hold it)
