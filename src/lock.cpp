@@ -154,7 +154,7 @@ struct lock_impl : std::enable_shared_from_this<lock_impl> {
     void end_hold(error_code reason);
     void release_in_background(std::shared_ptr<release_done> done);
     // Unlocks what an abandoned acquisition may have locked (rolled back if it did not).
-    void release_abandoned(const consul::session_id& id, std::unique_ptr<local_turn> t);
+    std::shared_ptr<release_done> release_abandoned(const consul::session_id& id, std::unique_ptr<local_turn> t);
 };
 
 namespace {
@@ -211,6 +211,7 @@ asio::awaitable<void> release_task(std::shared_ptr<lock_impl> self, consul::sess
         }
     };
     const auto give_up_at = clock_type::now() + background_release_limit;
+    const auto cancellations = s.cimpl->cancellations(); // client::cancel() or its destruction ends the retries
     for (bool warned = false;;) {
         auto [ec, entry] = co_await unlock_key(s.cimpl, s.key, sid, s.options.value, s.write_opts(),
                                                s.options.retry_initial, s.options.retry_max);
@@ -222,7 +223,9 @@ asio::awaitable<void> release_task(std::shared_ptr<lock_impl> self, consul::sess
         }
         const bool transient = ec == errc::indeterminate_write || ec == errc::request_timeout || is_retryable(ec);
         const bool session_over = own && !own->is_live();
-        if (!ec || ec == errc::not_held || !transient || session_over || clock_type::now() >= give_up_at) {
+        const bool client_stopped = s.cimpl->cancellations() != cancellations;
+        if (!ec || ec == errc::not_held || !transient || session_over || client_stopped ||
+            clock_type::now() >= give_up_at) {
             if (ec && ec != errc::not_held)
                 s.cimpl->warn(s.tag() + ": release failed (" + ec.message() + ")" +
                               (own ? "; destroying its session" : "; the key stays held until the session ends"));
@@ -234,7 +237,7 @@ asio::awaitable<void> release_task(std::shared_ptr<lock_impl> self, consul::sess
         if (!warned)
             s.cimpl->warn(s.tag() + ": release failed (" + ec.message() + "); retrying in the background");
         warned = true;
-        asio::steady_timer pause(s.cimpl->executor, s.options.retry_max);
+        asio::steady_timer pause(s.cimpl->executor, std::max(s.options.retry_max, milliseconds(500)));
         co_await pause.async_wait(use_tuple);
     }
     // A lock-owned session is destroyed once the key is released (or could not be): destroying it
@@ -514,8 +517,10 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
                 queue.remember(identity, plan.key_entry(), plan.key_index());
             co_return op_bool{error_code{}, false};
         case acquire_step::failed:
-            if (plan.unresolved()) // a write of unknown outcome may hold the key: let it go
-                s.release_abandoned(plan.session(), std::move(turn));
+            if (plan.unresolved()) { // a write of unknown outcome may hold the key: let it go first
+                auto done = s.release_abandoned(plan.session(), std::move(turn));
+                co_await uncancellable(wait_for(done));
+            }
             co_return op_bool{plan.error(), false};
         }
 
@@ -524,12 +529,8 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
         if (plan.next() == acquire_step::held) {
             if (stop) {
                 // The write won the race with the cancellation: never leave the lock held.
-                auto done = std::make_shared<release_done>(s.cimpl->executor);
-                asio::co_spawn(s.cimpl->executor,
-                               release_task(self, plan.session(), std::move(turn), std::move(s.own), done),
-                               asio::detached);
-                if (!done->finished)
-                    co_await uncancellable(wait_for(done));
+                auto done = s.release_abandoned(plan.session(), std::move(turn));
+                co_await uncancellable(wait_for(done));
                 co_return op_bool{make_error_code(asio::error::operation_aborted), false};
             }
             if (plan.key_entry())
@@ -539,8 +540,10 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
             co_return op_bool{error_code{}, true};
         }
         if (stop) {
-            if (plan.unresolved()) // a write of unknown outcome may hold the key: let it go
-                s.release_abandoned(plan.session(), std::move(turn));
+            if (plan.unresolved()) { // a write of unknown outcome may hold the key: let it go first
+                auto done = s.release_abandoned(plan.session(), std::move(turn));
+                co_await uncancellable(wait_for(done));
+            }
             co_return op_bool{make_error_code(asio::error::operation_aborted), false};
         }
     }
@@ -584,10 +587,12 @@ void lock_impl::release_in_background(std::shared_ptr<release_done> done)
                    asio::detached);
 }
 
-void lock_impl::release_abandoned(const consul::session_id& id, std::unique_ptr<local_turn> t)
+std::shared_ptr<release_done> lock_impl::release_abandoned(const consul::session_id& id, std::unique_ptr<local_turn> t)
 {
-    asio::co_spawn(cimpl->executor, release_task(shared_from_this(), id, std::move(t), std::move(own), nullptr),
+    auto done = std::make_shared<release_done>(cimpl->executor);
+    asio::co_spawn(cimpl->executor, release_task(shared_from_this(), id, std::move(t), std::move(own), done),
                    asio::detached);
+    return done;
 }
 
 } // namespace colock::detail

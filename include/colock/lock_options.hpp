@@ -67,7 +67,9 @@ struct lock_options {
     /// query: while waiting to acquire (while held it is re-checked at least every half session TTL).
     std::chrono::milliseconds poll_interval{std::chrono::seconds(1)};
 
-    /// Token, datacenter, namespace and partition of every request the lock makes.
+    /// Token, datacenter, namespace and partition of every request the lock makes. Lock objects of
+    /// one client take turns per (datacenter, namespace, partition, key) as spelled here: spell the
+    /// same place the same way (e.g. "" for the agent's own datacenter everywhere).
     consul::request_options request;
 };
 

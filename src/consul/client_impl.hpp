@@ -77,6 +77,9 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     void unregister_op(const std::shared_ptr<op_registration>& reg);
     /// Cancels every registered operation and closes idle connections.
     void cancel_all();
+    /// How many times cancel_all() ran (client::cancel() and the client's destruction): background
+    /// work that is not a registered operation checks it to stop too.
+    std::uint64_t cancellations() const noexcept { return cancellations_; }
     /// Hooks run by cancel_all() (sessions stop renewing through them).
     std::uint64_t add_cancel_hook(std::function<void()> hook);
     void remove_cancel_hook(std::uint64_t id);
@@ -94,6 +97,7 @@ private:
     std::list<std::shared_ptr<op_registration>> ops_;
     std::vector<std::pair<std::uint64_t, std::function<void()>>> hooks_;
     std::uint64_t next_hook_ = 1;
+    std::uint64_t cancellations_ = 0;
     // Last, so they go first: their destructors still use the hooks above.
     std::shared_ptr<watch_service> watches_;
     std::shared_ptr<colock::detail::local_queue> local_locks_;

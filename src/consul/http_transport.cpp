@@ -463,6 +463,7 @@ void client_impl::unregister_op(const std::shared_ptr<op_registration>& reg) { o
 
 void client_impl::cancel_all()
 {
+    ++cancellations_;
     // Copy first: emitting may complete operations, which unregister themselves.
     auto ops = ops_;
     for (auto& op : ops)

@@ -380,10 +380,12 @@ void watch_state::start_due()
         if (e->subs.empty() || e->idle) {
             erase_if_unused(e); // the hold ended before its watch was needed
         } else if (!e->blocking) {
-            if (slots_in_use < budget)
+            if (slots_in_use < budget) {
                 start_loop(e);
-            else
+            } else {
                 poll_now(e, false);
+                make_room(); // a draining query may give its slot to this key
+            }
         }
     }
     for (auto& e : later)
