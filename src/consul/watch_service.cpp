@@ -275,9 +275,7 @@ asio::awaitable<void> poll_chunk(std::shared_ptr<watch_state> st, std::shared_pt
             co_return;
         if (!ec && result.committed && result.results.size() != left.size())
             ec = make_error_code(errc::bad_response);
-        if (!ec && !result.committed &&
-            (result.errors.empty() || result.errors.front().op_index >= left.size() ||
-             result.errors.front().what.find("doesn't exist") == std::string::npos))
+        if (!ec && !result.committed && (result.errors.empty() || result.errors.front().op_index >= left.size()))
             ec = make_error_code(errc::bad_response);
         if (ec) {
             for (std::size_t i = 0; i < left.size(); ++i)
@@ -289,10 +287,17 @@ asio::awaitable<void> poll_chunk(std::shared_ptr<watch_state> st, std::shared_pt
                 update(left[i], std::move(result.results[i]), {}, stamps[i]);
             co_return;
         }
-        const auto missing = result.errors.front().op_index;
-        update(left[missing], std::nullopt, {}, stamps[missing]);
-        left.erase(left.begin() + static_cast<std::ptrdiff_t>(missing));
-        stamps.erase(stamps.begin() + static_cast<std::ptrdiff_t>(missing));
+        // One key made it roll back: absent, or unreadable (e.g. an ACL denies it). Only that key
+        // gets the news; the others are asked again without it.
+        const auto failed = result.errors.front().op_index;
+        const auto& what = result.errors.front().what;
+        error_code key_error;
+        if (what.find("doesn't exist") == std::string::npos)
+            key_error = what.find("ermission denied") != std::string::npos ? make_http_error(403)
+                                                                          : make_error_code(errc::bad_response);
+        update(left[failed], std::nullopt, key_error, stamps[failed]);
+        left.erase(left.begin() + static_cast<std::ptrdiff_t>(failed));
+        stamps.erase(stamps.begin() + static_cast<std::ptrdiff_t>(failed));
     }
 }
 
