@@ -153,8 +153,6 @@ struct lock_impl : std::enable_shared_from_this<lock_impl> {
     void on_lost(std::uint64_t epoch, error_code reason);
     void end_hold(error_code reason);
     void release_in_background(std::shared_ptr<release_done> done);
-    // Unlocks what an abandoned acquisition may have locked (rolled back if it did not).
-    std::shared_ptr<release_done> release_abandoned(const consul::session_id& id, std::unique_ptr<local_turn> t);
 };
 
 namespace {
@@ -251,6 +249,16 @@ asio::awaitable<std::tuple<error_code>> wait_for(std::shared_ptr<release_done> d
     if (!done->finished)
         co_await done->signal.async_wait(use_tuple);
     co_return std::tuple{done->ec};
+}
+
+// Unlocks what an acquisition that ends without the lock may have locked (an unlock by a non-holder
+// is rolled back, harmlessly), and waits for the first round of attempts: never leave it held.
+asio::awaitable<void> let_go(std::shared_ptr<lock_impl> self, consul::session_id id, std::unique_ptr<local_turn> turn)
+{
+    auto done = std::make_shared<release_done>(self->cimpl->executor);
+    asio::co_spawn(self->cimpl->executor, release_task(self, id, std::move(turn), std::move(self->own), done),
+                   asio::detached);
+    co_await uncancellable(wait_for(done));
 }
 
 } // namespace
@@ -518,8 +526,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
             co_return op_bool{error_code{}, false};
         case acquire_step::failed:
             if (plan.unresolved()) { // a write of unknown outcome may hold the key: let it go first
-                auto done = s.release_abandoned(plan.session(), std::move(turn));
-                co_await uncancellable(wait_for(done));
+                co_await let_go(self, plan.session(), std::move(turn));
             }
             co_return op_bool{plan.error(), false};
         }
@@ -529,8 +536,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
         if (plan.next() == acquire_step::held) {
             if (stop) {
                 // The write won the race with the cancellation: never leave the lock held.
-                auto done = s.release_abandoned(plan.session(), std::move(turn));
-                co_await uncancellable(wait_for(done));
+                co_await let_go(self, plan.session(), std::move(turn));
                 co_return op_bool{make_error_code(asio::error::operation_aborted), false};
             }
             if (plan.key_entry())
@@ -541,8 +547,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
         }
         if (stop) {
             if (plan.unresolved()) { // a write of unknown outcome may hold the key: let it go first
-                auto done = s.release_abandoned(plan.session(), std::move(turn));
-                co_await uncancellable(wait_for(done));
+                co_await let_go(self, plan.session(), std::move(turn));
             }
             co_return op_bool{make_error_code(asio::error::operation_aborted), false};
         }
@@ -585,14 +590,6 @@ void lock_impl::release_in_background(std::shared_ptr<release_done> done)
     end_hold(make_error_code(errc::not_held));
     asio::co_spawn(cimpl->executor, release_task(shared_from_this(), id, std::move(t), std::move(o), std::move(done)),
                    asio::detached);
-}
-
-std::shared_ptr<release_done> lock_impl::release_abandoned(const consul::session_id& id, std::unique_ptr<local_turn> t)
-{
-    auto done = std::make_shared<release_done>(cimpl->executor);
-    asio::co_spawn(cimpl->executor, release_task(shared_from_this(), id, std::move(t), std::move(own), done),
-                   asio::detached);
-    return done;
 }
 
 } // namespace colock::detail
