@@ -30,6 +30,7 @@ public:
         case errc::unsupported: return "not supported";
         case errc::operation_in_progress: return "another such operation is already pending on this object";
         case errc::already_held: return "already held by this object";
+        case errc::limit_conflict: return "semaphore limit conflict (the record names another limit)";
         }
         return "unknown colock error";
     }

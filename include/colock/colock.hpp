@@ -17,5 +17,7 @@
 #include <colock/lock.hpp>
 #include <colock/lock_options.hpp>
 #include <colock/logger.hpp>
+#include <colock/semaphore.hpp>
+#include <colock/semaphore_options.hpp>
 
 #endif

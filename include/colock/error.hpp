@@ -27,6 +27,7 @@ enum class errc {
     unsupported,            ///< a feature the library or the server does not support here
     operation_in_progress,  ///< an operation that allows one at a time per object is already pending
     already_held,           ///< acquire on a lock this object already holds (and it is not reentrant)
+    limit_conflict,         ///< a semaphore's record names another limit than ours
 };
 
 /// Groups of error codes, for `ec == colock::condition::retryable` style tests.

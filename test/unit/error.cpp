@@ -21,7 +21,7 @@ const errc all_errc[] = {
     errc::not_held,          errc::session_invalidated, errc::session_expired, errc::lock_lost,
     errc::bad_response,      errc::request_timeout,     errc::indeterminate_write, errc::invalid_argument,
     errc::invalid_config,    errc::conflict,            errc::too_many_operations, errc::client_closed,
-    errc::unsupported,       errc::operation_in_progress, errc::already_held,
+    errc::unsupported,       errc::operation_in_progress, errc::already_held, errc::limit_conflict,
 };
 
 const char* const unknown = "unknown colock error";
