@@ -20,6 +20,7 @@
 #include <colock/consul/client.hpp>
 #include <colock/consul/session.hpp>
 #include <colock/lock.hpp>
+#include <colock/semaphore.hpp>
 
 #include "agent_log.hpp"
 #include "consul_agent.hpp"
@@ -406,6 +407,7 @@ struct results {
     row floor_txn{"floor via /v1/txn: raw Beast txn lock + txn unlock", {}};
     row colock_one{"colock::lock, one object, acquire+release", {}};
     row colock_fresh{"colock::lock, new object per cycle", {}};
+    row colock_sem{"colock::semaphore (limit 2), one object", {}};
     std::vector<row> go_rows;
     std::string go_note;
     bool uncontended_ran = false;
@@ -434,6 +436,19 @@ asio::awaitable<void> colock_cycles(colock::lock& lk, std::size_t n, samples* ou
         auto t0 = clock_type::now();
         co_await lk.acquire();
         co_await lk.release();
+        if (out) {
+            out->add(clock_type::now() - t0);
+        }
+    }
+}
+
+// Timed acquire+release cycles of one semaphore object (its own session, created before timing).
+asio::awaitable<void> semaphore_cycles(colock::semaphore& sem, std::size_t n, samples* out)
+{
+    for (std::size_t i = 0; i < n; ++i) {
+        auto t0 = clock_type::now();
+        co_await sem.acquire();
+        co_await sem.release();
         if (out) {
             out->add(clock_type::now() - t0);
         }
@@ -491,6 +506,7 @@ asio::awaitable<void> uncontended(const settings& s, colock::test::consul_agent&
     co_await floor_txn.open();
     colock::lock one(c, prefix + "one");
     const std::string fresh_key = prefix + "fresh";
+    colock::semaphore sem(c, prefix + "sem", 2);
 
     dog.arm("uncontended: warm-up", 60s);
     samples discard;
@@ -498,12 +514,15 @@ asio::awaitable<void> uncontended(const settings& s, colock::test::consul_agent&
     co_await floor_txn.run(s.warmup, discard);
     co_await colock_cycles(one, s.warmup, nullptr);
     co_await colock_fresh_cycles(c, fresh_key, s.warmup, nullptr);
+    co_await semaphore_cycles(sem, s.warmup, nullptr);
 
     // Consul's Go client, one process per variant and block, so the agent's CPU splits by variant.
     const std::pair<const char*, const char*> go_variants[] = {
         {"fresh_lock", "Go api.Lock, new Lock + own session per cycle"},
         {"reused_session", "Go api.Lock, new Lock per cycle, shared session"},
         {"reused_session_object", "Go api.Lock, one Lock, shared session"},
+        {"fresh_semaphore", "Go api.Semaphore (limit 2), new one per cycle"},
+        {"semaphore_object", "Go api.Semaphore (limit 2), one, shared session"},
     };
     bool go_ok = !go.binary.empty();
     if (go_ok) {
@@ -529,6 +548,8 @@ asio::awaitable<void> uncontended(const settings& s, colock::test::consul_agent&
             co_await colock_fresh_cycles(c, fresh_key, n, &res.colock_fresh.cycles);
         };
         co_await accounted(res.colock_fresh, agent_pid, log, n, fresh_body);
+        auto sem_body = [&]() -> asio::awaitable<void> { co_await semaphore_cycles(sem, n, &res.colock_sem.cycles); };
+        co_await accounted(res.colock_sem, agent_pid, log, n, sem_body);
 
         for (std::size_t v = 0; go_ok && v < res.go_rows.size(); ++v) {
             const std::string variant = go_variants[v].first;
@@ -812,6 +833,7 @@ bool report(const settings& s, const colock::test::consul_agent& agent, const re
         print_row(r.floor_txn, f);
         print_row(r.colock_one, f);
         print_row(r.colock_fresh, f);
+        print_row(r.colock_sem, f);
         for (const auto& g : r.go_rows) {
             print_row(g, f);
         }
@@ -830,6 +852,7 @@ bool report(const settings& s, const colock::test::consul_agent& agent, const re
             req_line(r.floor_txn);
             req_line(r.colock_one);
             req_line(r.colock_fresh);
+            req_line(r.colock_sem);
             for (const auto& g : r.go_rows) {
                 req_line(g);
             }
@@ -843,6 +866,15 @@ bool report(const settings& s, const colock::test::consul_agent& agent, const re
                     ratio(r.colock_one.cycles.p50_us(), r.floor_txn.cycles.p50_us()).c_str(),
                     ratio(r.colock_one.cycles.p99_us(), r.floor_txn.cycles.p99_us()).c_str());
         for (const auto& g : r.go_rows) {
+            if (!g.cycles.empty() && g.name.find("Semaphore") != std::string::npos) {
+                std::printf("  colock::semaphore (one object) / %s: p50 %s, p99 %s, client cpu %s\n", g.name.c_str(),
+                            ratio(r.colock_sem.cycles.p50_us(), g.cycles.p50_us()).c_str(),
+                            ratio(r.colock_sem.cycles.p99_us(), g.cycles.p99_us()).c_str(),
+                            ratio(per_cycle_us(r.colock_sem.cpu_ns, r.colock_sem.cycles.count()),
+                                  per_cycle_us(g.cpu_ns, g.cycles.count()))
+                                .c_str());
+                continue;
+            }
             if (!g.cycles.empty()) {
                 std::printf("  colock (one object) / %s: p50 %s, p99 %s, client cpu %s\n", g.name.c_str(),
                             ratio(r.colock_one.cycles.p50_us(), g.cycles.p50_us()).c_str(),

@@ -102,11 +102,11 @@ func main() {
 	key := flag.String("key", "colock-bench/go", "key prefix (one key per variant below it)")
 	cycles := flag.Int("cycles", 500, "measured cycles per variant")
 	warmup := flag.Int("warmup", 20, "unmeasured cycles per variant first")
-	only := flag.String("variant", "", "run only this variant (fresh_lock, reused_session, reused_session_object)")
+	only := flag.String("variant", "", "run only this variant (fresh_lock, reused_session, reused_session_object, fresh_semaphore, semaphore_object)")
 	flag.Parse()
 	onlyVariant = *only
 	switch onlyVariant {
-	case "", "fresh_lock", "reused_session", "reused_session_object":
+	case "", "fresh_lock", "reused_session", "reused_session_object", "fresh_semaphore", "semaphore_object":
 	default:
 		fail("unknown variant %q", onlyVariant)
 	}
@@ -144,13 +144,59 @@ func main() {
 
 	reused := *key + "/reused"
 	same := *key + "/reused_object"
-	if onlyVariant != "fresh_lock" {
+	if onlyVariant == "" || strings.HasPrefix(onlyVariant, "reused_session") {
 		reusedSession(c, reused, same, *cycles, *warmup)
+	}
+
+	semFresh := *key + "/sem_fresh"
+	semSame := *key + "/sem_object"
+	if onlyVariant == "" || strings.HasSuffix(onlyVariant, "semaphore") || onlyVariant == "semaphore_object" {
+		semaphores(c, semFresh, semSame, *cycles, *warmup)
 	}
 
 	for _, k := range []string{fresh, reused, same} {
 		c.KV().Delete(k, nil)
 	}
+	for _, p := range []string{semFresh, semSame} {
+		c.KV().DeleteTree(p+"/", nil)
+	}
+}
+
+// Acquire then Release of a limit-2 api.Semaphore: a new Semaphore (and session) per cycle as Go
+// users usually write it, then one Semaphore on a session created once.
+func semaphores(c *api.Client, fresh, same string, cycles, warmup int) {
+	acquireRelease := func(s *api.Semaphore) error {
+		lost, err := s.Acquire(nil)
+		if err != nil {
+			return err
+		}
+		if lost == nil {
+			return fmt.Errorf("Acquire returned without a slot")
+		}
+		return s.Release()
+	}
+	measure("fresh_semaphore", cycles, warmup, func() error {
+		s, err := c.SemaphoreOpts(&api.SemaphoreOptions{Prefix: fresh, Limit: 2})
+		if err != nil {
+			return err
+		}
+		return acquireRelease(s)
+	})
+
+	sid, _, err := c.Session().Create(&api.SessionEntry{Name: "colock bench go semaphore", TTL: "60s",
+		Behavior: api.SessionBehaviorDelete}, nil)
+	if err != nil {
+		fail("session create: %v", err)
+	}
+	done := make(chan struct{})
+	go c.Session().RenewPeriodic("60s", sid, nil, done)
+	defer c.Session().Destroy(sid, nil)
+	defer close(done)
+	s, err := c.SemaphoreOpts(&api.SemaphoreOptions{Prefix: same, Limit: 2, Session: sid})
+	if err != nil {
+		fail("semaphore: %v", err)
+	}
+	measure("semaphore_object", cycles, warmup, func() error { return acquireRelease(s) })
 }
 
 // A session created once and handed to every lock (the lock then neither renews nor destroys it):
