@@ -9,12 +9,13 @@
 //     woken by the release, then the acquire write), which no Consul lock client can beat
 //   - 64 coroutines on one key in one client, acq/s       target: >= 0.5 x floor cycles/s; never two holders
 //   - client CPU per cycle (getrusage), memory with 1,000 locks held
+//   - election failover (leader resigns, or its session is destroyed -> the next candidate leads), p50/p99
 // A missed target is reported, not an error: the exit code is non-zero only when the benchmark
 // itself could not run (or a safety check failed: two holders at once, fencing tokens going back).
 //
 // Usage: colock_bench [--agent host:port] [--cycles N] [--seconds S] [--blocks B] [--handoffs N]
-//                     [--settle-ms M] [--contenders N] [--locks N] [--go auto|off|<binary>]
-//                     [--phases uncontended,handoff,contention,memory]
+//                     [--settle-ms M] [--contenders N] [--locks N] [--failovers N] [--go auto|off|<binary>]
+//                     [--phases uncontended,handoff,contention,memory,election]
 // Without --agent (or CONSUL_HTTP_ADDR) it starts `consul agent -dev` through the test harness.
 
 #include <colock/consul/client.hpp>
@@ -24,6 +25,7 @@
 
 #include "agent_log.hpp"
 #include "consul_agent.hpp"
+#include "election.hpp"
 #include "floor.hpp"
 #include "handoff.hpp"
 #include "log.hpp"
@@ -81,8 +83,9 @@ struct settings {
     std::chrono::milliseconds settle{25};
     int contenders = 64;
     int locks = 1000;
+    int failovers = 20;     // election failover rounds per way of ending a term
     std::string go = "auto";
-    std::string phases = "uncontended,handoff,contention,memory";
+    std::string phases = "uncontended,handoff,contention,memory,election";
     std::string command;    // as typed, for the report
 
     bool runs(const char* phase) const
@@ -96,8 +99,8 @@ struct settings {
     std::fprintf(stderr,
                  "colock_bench: %s\n"
                  "usage: colock_bench [--agent host:port] [--cycles N] [--seconds S] [--blocks B] [--handoffs N]\n"
-                 "                    [--settle-ms M] [--contenders N] [--locks N] [--go auto|off|<binary>]\n"
-                 "                    [--phases uncontended,handoff,contention,memory]\n"
+                 "                    [--settle-ms M] [--contenders N] [--locks N] [--failovers N]\n"
+                 "                    [--go auto|off|<binary>] [--phases uncontended,handoff,contention,memory,election]\n"
                  "environment: COLOCK_BENCH_LOG=debug|info|warning (colock's log level, default error)\n",
                  why);
     std::exit(2);
@@ -138,6 +141,8 @@ settings parse(int argc, char** argv)
                 s.contenders = std::stoi(v);
             } else if (a == "--locks") {
                 s.locks = std::stoi(v);
+            } else if (a == "--failovers") {
+                s.failovers = std::stoi(v);
             } else if (a == "--go") {
                 s.go = v;
             } else if (a == "--phases") {
@@ -149,7 +154,8 @@ settings parse(int argc, char** argv)
             usage(("bad value for " + a + ": " + v).c_str());
         }
     }
-    if (s.cycles == 0 || s.blocks <= 0 || s.seconds <= 0 || s.handoffs <= 0 || s.contenders <= 0 || s.locks <= 0) {
+    if (s.cycles == 0 || s.blocks <= 0 || s.seconds <= 0 || s.handoffs <= 0 || s.contenders <= 0 || s.locks <= 0 ||
+        s.failovers <= 0) {
         usage("counts must be positive");
     }
     s.blocks = std::min<int>(s.blocks, int(s.cycles));
@@ -417,6 +423,7 @@ struct results {
     std::map<std::string, request_tally> handoff_floor_requests;
     std::optional<contention_result> contention;
     std::optional<memory_result> memory;
+    std::optional<election_result> election;
 };
 
 // ---- phases --------------------------------------------------------------------------------------------------
@@ -1010,6 +1017,21 @@ bool report(const settings& s, const colock::test::consul_agent& agent, const re
         std::printf("  not run (--phases)\n");
     }
 
+    std::printf("\n== election failover: the leader goes -> the next candidate leads ==\n");
+    if (r.election) {
+        std::printf("  two candidates (a client and a session each: no checks, lock-delay 0) in one process; the\n"
+                    "  waiter campaigns 25 ms before the leader goes; from just before the leader's request is sent\n"
+                    "  until the waiter's campaign() completes\n");
+        std::printf("  %-52s %7s %7s %7s %7s\n", "", "rounds", "p50 us", "p99 us", "max us");
+        auto line = [](const char* name, const samples& x) {
+            std::printf("  %-52s %7zu %7.0f %7.0f %7.0f\n", name, x.count(), x.p50_us(), x.p99_us(), x.max_us());
+        };
+        line("leader resigns", r.election->after_resign);
+        line("leader's session destroyed by an operator", r.election->after_destroy);
+    } else {
+        std::printf("  not run (--phases)\n");
+    }
+
     std::printf("\n== summary (targets of issue 4: a MISS is reported, not an error) ==\n");
     for (auto& [what, v] : summary) {
         std::printf("  %-52s %s\n", what.c_str(), v.c_str());
@@ -1113,6 +1135,15 @@ int main(int argc, char** argv)
             std::printf("running   : memory with %d locks held ...\n", s.locks);
             std::fflush(stdout);
             co_await memory_phase(s, *agent, prefix, res, dog);
+        }
+        if (s.runs("election")) {
+            std::printf("running   : election failover ...\n");
+            std::fflush(stdout);
+            election_settings es;
+            es.key = prefix + "election";
+            es.rounds = s.failovers;
+            dog.arm("election failover", std::chrono::seconds(30) + std::chrono::seconds(2) * s.failovers);
+            res.election = co_await run_election_failover(client_options_for(*agent), es);
         }
     };
     asio::co_spawn(ioc, all, [&](std::exception_ptr e) {

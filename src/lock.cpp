@@ -617,6 +617,8 @@ std::uint64_t lock::fencing_token() const noexcept { return is_held() ? impl_->t
 
 unsigned lock::hold_count() const noexcept { return is_held() ? impl_->count : 0; }
 
+std::uint64_t lock::lock_index() const noexcept { return is_held() ? impl_->lock_index : 0; }
+
 std::optional<consul::session_id> lock::session_id() const noexcept
 {
     return impl_->state == detail::lock_impl::phase::held ? impl_->sid : std::nullopt;
@@ -630,5 +632,7 @@ lock::clock::time_point lock::deadline() const noexcept
 const std::string& lock::key() const noexcept { return impl_->key; }
 
 const lock_options& lock::options() const noexcept { return impl_->options; }
+
+void lock::set_value(std::string value) { impl_->options.value = std::move(value); }
 
 } // namespace colock

@@ -13,6 +13,8 @@
 #include <colock/consul/session_options.hpp>
 #include <colock/consul/txn.hpp>
 #include <colock/diagnostics.hpp>
+#include <colock/election.hpp>
+#include <colock/election_options.hpp>
 #include <colock/error.hpp>
 #include <colock/lock.hpp>
 #include <colock/lock_options.hpp>

@@ -111,6 +111,9 @@ public:
     std::uint64_t fencing_token() const noexcept;
     /// Number of holds (more than 1 only with lock_options::reentrant).
     unsigned hold_count() const noexcept;
+    /// Consul's LockIndex of the current hold (it counts acquisitions of the key; another
+    /// acquisition, even by the same session, changes it); 0 when not held.
+    std::uint64_t lock_index() const noexcept;
     /// The session holding the lock, while held.
     std::optional<consul::session_id> session_id() const noexcept;
     /// Until when the hold can be trusted without news from Consul (the session's fail-safe
@@ -118,6 +121,10 @@ public:
     clock::time_point deadline() const noexcept;
     const std::string& key() const noexcept;
     const lock_options& options() const noexcept;
+    /// Replaces lock_options::value: what the next acquire and the release of the current hold
+    /// write into the key (a release retried in the background writes the newest value). It does not
+    /// write the key itself.
+    void set_value(std::string value);
 
 private:
     void acquire_impl(boost::asio::any_completion_handler<void(error_code)> h);
