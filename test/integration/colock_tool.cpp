@@ -503,4 +503,45 @@ BOOST_AUTO_TEST_CASE(consul_lock_and_colock_lock_exclude_each_other)
     BOOST_TEST(agent().keys_under(prefix + "/").empty());
 }
 
+// -n 2: colock lock and consul lock share the slots of one semaphore; a third contender times out; a
+// contender with another limit is refused; the last one out deletes the coordination record.
+BOOST_AUTO_TEST_CASE(semaphore_slots_are_shared_with_consul_lock_n)
+{
+    scratch_dir dir;
+    const std::string prefix = prefix_of(agent().unique_prefix("semaphore"));
+    const std::string go = dir.file("go");
+    const auto holder_script = [&](const std::string& mark) {
+        return "echo \"$COLOCK_FENCING_TOKEN\" > " + mark + "; while [ ! -e " + go + " ]; do sleep 0.02; done";
+    };
+    const std::string colock_mark = dir.file("colock-holding"), consul_mark = dir.file("consul-holding");
+    auto colock_run = lock_cmd(tool::colock, {"-n=2", prefix, holder_script(colock_mark)}, dir.file("colock.out"));
+    auto consul_run = lock_cmd(tool::consul, {"-n=2", prefix, holder_script(consul_mark)}, dir.file("consul.out"));
+    BOOST_TEST_REQUIRE(poll_until([&] { return fs::exists(colock_mark) && fs::exists(consul_mark); }, 20s),
+                       "both should hold a slot at once\ncolock:\n"
+                           << colock_run->output() << "\nconsul:\n" << consul_run->output());
+    const std::string token = read_file(colock_mark);
+    BOOST_TEST((token.size() > 1 && token != "0\n"), "colock's slot token: " << token);
+
+    // Both slots are taken: a third contender of either kind gives up after its timeout, without running.
+    const std::string ran = dir.file("ran");
+    for (tool t : {tool::colock, tool::consul})
+        BOOST_TEST(run_lock(t, {"-n=2", "-timeout=1s", prefix, "touch " + ran}, dir) == 1, name_of(t));
+    BOOST_TEST(!fs::exists(ran));
+    // Another limit on the same prefix is refused by both (limit conflict).
+    for (tool t : {tool::colock, tool::consul})
+        BOOST_TEST(run_lock(t, {"-n=3", "-timeout=1s", prefix, "touch " + ran}, dir) == 1, name_of(t));
+    BOOST_TEST(!fs::exists(ran));
+    // A lock (-n 1) on a semaphore's prefix: the .lock key is not a lock (flag conflict).
+    for (tool t : {tool::colock, tool::consul})
+        BOOST_TEST(run_lock(t, {"-timeout=1s", prefix, "touch " + ran}, dir) == 1, name_of(t));
+    BOOST_TEST(!fs::exists(ran));
+
+    std::ofstream(go).put('\n');
+    BOOST_TEST(colock_run->exit_code(20s) == 0, colock_run->output());
+    BOOST_TEST(consul_run->exit_code(20s) == 0, consul_run->output());
+    // The last one out deletes the record. (Contender keys of refused consul lock runs may linger until their
+    // sessions expire: consul lock does not always destroy its session before exiting.)
+    BOOST_TEST(!colock::test::read_key(prefix + "/.lock").exists);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -52,7 +52,6 @@ consul::session_options tool_session_options(const lock_command_options& o);
 
 /// The holders hold with `s` (created at acquire; the caller closes it at the end).
 std::unique_ptr<holder> make_lock_holder(consul::client& c, consul::session& s, const lock_command_options& o);
-/// Null when this build has no semaphore.
 std::unique_ptr<holder> make_semaphore_holder(consul::client& c, consul::session& s, const lock_command_options& o);
 
 } // namespace colock::tool

@@ -127,10 +127,6 @@ asio::awaitable<int> run_lock_command(const lock_command_options& o)
     consul::session session(client, tool_session_options(o));
     std::unique_ptr<holder> held =
         o.limit == 1 ? make_lock_holder(client, session, o) : make_semaphore_holder(client, session, o);
-    if (!held) {
-        ui::error("Lock setup failed: semaphores (-n > 1) are not available in this build");
-        co_return exit_failure;
-    }
     out.info("Setting up " + held->describe());
 
     out.info("Attempting lock acquisition");
