@@ -186,7 +186,10 @@ asio::awaitable<int> run_lock_command(const lock_command_options& o)
                 out.info("Lock lost (" + std::get<1>(first).message() + "), killing child");
             } else {
                 auto [sec, sig] = std::get<2>(first);
-                child->send(sig); // forwarded, as consul lock does, before its own SIGTERM
+                // Forwarded, as consul lock does, before the SIGTERM of stop_child() (which is the
+                // forwarded signal itself when that is SIGTERM: the child gets it once, not twice).
+                if (sig != SIGTERM)
+                    child->send(sig);
                 out.info("Shutdown triggered, killing child");
             }
             co_await stop_child(*child, signals, out);
