@@ -114,6 +114,8 @@ client_options client_options::from_env(const env_lookup& getenv)
     }
     if (auto v = get("CONSUL_CACERT"))
         o.tls_ca_file = *v;
+    if (auto v = get("CONSUL_CAPATH"))
+        o.tls_ca_path = *v;
     if (auto v = get("CONSUL_CLIENT_CERT"))
         o.tls_cert_file = *v;
     if (auto v = get("CONSUL_CLIENT_KEY"))

@@ -214,10 +214,12 @@ std::string http_transport::make_tls_context()
         ctx.set_verify_mode(asio::ssl::verify_peer, ec);
         if (!opts_.tls_ca_file.empty())
             ctx.load_verify_file(opts_.tls_ca_file, ec);
-        else
+        if (!ec && !opts_.tls_ca_path.empty())
+            ctx.add_verify_path(opts_.tls_ca_path, ec);
+        if (!ec && opts_.tls_ca_file.empty() && opts_.tls_ca_path.empty())
             ctx.set_default_verify_paths(ec);
         if (ec)
-            return "cannot load the CA certificates (CONSUL_CACERT / tls_ca_file): " + ec.message();
+            return "cannot load the CA certificates (CONSUL_CACERT / CONSUL_CAPATH): " + ec.message();
     } else {
         ctx.set_verify_mode(asio::ssl::verify_none, ec);
     }

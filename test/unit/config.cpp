@@ -203,11 +203,13 @@ BOOST_AUTO_TEST_CASE(from_env_reads_the_tls_variables)
 {
     const client_options o = load({{"CONSUL_HTTP_SSL_VERIFY", "false"},
                                    {"CONSUL_CACERT", "/etc/consul/ca.pem"},
+                                   {"CONSUL_CAPATH", "/etc/consul/ca.d"},
                                    {"CONSUL_CLIENT_CERT", "/etc/consul/cert.pem"},
                                    {"CONSUL_CLIENT_KEY", "/etc/consul/key.pem"},
                                    {"CONSUL_TLS_SERVER_NAME", "server.dc1.consul"}});
     BOOST_TEST(!o.tls_verify);
     BOOST_TEST(o.tls_ca_file == "/etc/consul/ca.pem");
+    BOOST_TEST(o.tls_ca_path == "/etc/consul/ca.d");
     BOOST_TEST(o.tls_cert_file == "/etc/consul/cert.pem");
     BOOST_TEST(o.tls_key_file == "/etc/consul/key.pem");
     BOOST_TEST(o.tls_server_name == "server.dc1.consul");

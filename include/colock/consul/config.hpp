@@ -28,6 +28,7 @@ struct client_options {
 
     // --- TLS (used when use_tls) ---
     std::string tls_ca_file;
+    std::string tls_ca_path;         ///< a directory of CA certificates (OpenSSL's hashed layout)
     std::string tls_cert_file;
     std::string tls_key_file;
     std::string tls_server_name;
@@ -69,7 +70,7 @@ struct client_options {
 
     /// Reads the variables the `consul` CLI reads: CONSUL_HTTP_ADDR (host:port, http://..., https://...,
     /// unix sockets are not supported), CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE, CONSUL_HTTP_SSL,
-    /// CONSUL_HTTP_SSL_VERIFY, CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY,
+    /// CONSUL_HTTP_SSL_VERIFY, CONSUL_CACERT, CONSUL_CAPATH, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY,
     /// CONSUL_TLS_SERVER_NAME, CONSUL_DATACENTER, CONSUL_NAMESPACE, CONSUL_PARTITION.
     /// Unset variables keep the defaults. Throws boost::system::system_error (errc::invalid_config) whose
     /// message names the variable at fault; never includes a token's value.
