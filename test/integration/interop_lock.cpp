@@ -13,16 +13,15 @@
 #include "fault_helpers.hpp"
 #include "go_peer.hpp"
 #include "history_file.hpp"
+#include "interop_helpers.hpp"
 #include "kv_probe.hpp"
 #include "lock_helpers.hpp"
 #include "test_options.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
-#include <algorithm>
 #include <csignal>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -32,109 +31,12 @@ using namespace colock::consul;
 using namespace colock::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-struct go_peer_fixture {
-    void setup() { require_go_peer(COLOCK_INTEROP_PEER); }
-};
-
-} // namespace
-
 BOOST_TEST_GLOBAL_FIXTURE(go_peer_fixture);
 BOOST_TEST_GLOBAL_FIXTURE(consul_agent_fixture);
 
 namespace {
 
 consul_agent& agent() { return consul_agent::instance(); }
-
-// How long a contender holds and pauses between rounds (uniformly random up to these bounds).
-struct round_timing {
-    std::chrono::milliseconds hold_min{2ms};
-    std::chrono::milliseconds hold_max{8ms};
-    std::chrono::milliseconds think_min{0ms};
-    std::chrono::milliseconds think_max{10ms};
-};
-
-std::string ms_flag(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
-
-// A Go api.Lock peer on `key`: `rounds` rounds of Lock, enter, hold, exit, Unlock; sessions with TTL 10 s and
-// lock-delay 1 ms.
-std::unique_ptr<go_peer> start_go_lock(const scratch_dir& dir, const std::string& key, const std::string& who,
-                                       int rounds, round_timing timing, std::vector<std::string> extra = {})
-{
-    std::vector<std::string> args{"-addr",     agent().http_address(),
-                                  "-mode",     "lock",
-                                  "-key",      key,
-                                  "-who",      who,
-                                  "-rounds",   std::to_string(rounds),
-                                  "-history",  dir.file("history.jsonl"),
-                                  "-ttl",      "10s",
-                                  "-hold-min", ms_flag(timing.hold_min),
-                                  "-hold-max", ms_flag(timing.hold_max),
-                                  "-think-min", ms_flag(timing.think_min),
-                                  "-think-max", ms_flag(timing.think_max)};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return std::make_unique<go_peer>(COLOCK_INTEROP_PEER, std::move(args), dir.file(who + ".out"));
-}
-
-std::chrono::milliseconds random_ms(std::mt19937& rng, std::chrono::milliseconds lo, std::chrono::milliseconds hi)
-{
-    std::uniform_int_distribution<long long> d(lo.count(), hi.count());
-    return std::chrono::milliseconds(d(rng));
-}
-
-// The colock side of a contention run: `rounds` rounds of acquire, enter (with the fencing token), hold, exit,
-// release, think. With `use_lock` false it skips acquire and release and writes the same lines: a broken lock, for
-// the positive control.
-// `wait_max_ms` is the longest acquire.
-asio::awaitable<void> colock_contender(lock& l, history_file& h, std::string who, int rounds, round_timing timing,
-                                       bool use_lock, unsigned seed, std::vector<std::string>& errors,
-                                       long long& wait_max_ms)
-{
-    std::mt19937 rng(seed);
-    for (int i = 0; i < rounds; ++i) {
-        if (use_lock) {
-            const auto t0 = clock_type::now();
-            auto [ec] = co_await l.acquire(tuple_awaitable);
-            if (ec) {
-                errors.push_back(who + " acquire: " + ec.message());
-                co_return;
-            }
-            wait_max_ms = std::max(wait_max_ms, ms_since(t0));
-        }
-        h.enter(who, use_lock ? l.fencing_token() : 0);
-        co_await sleep_for(random_ms(rng, timing.hold_min, timing.hold_max));
-        if (use_lock && !l.is_held())
-            errors.push_back(who + " lost the lock inside the critical section");
-        h.exit(who); // before the release is sent: the key is ours until Consul has it back
-        if (use_lock) {
-            auto [ec] = co_await l.release(tuple_awaitable);
-            if (ec) {
-                errors.push_back(who + " release: " + ec.message());
-                co_return;
-            }
-        }
-        co_await sleep_for(random_ms(rng, timing.think_min, timing.think_max));
-    }
-}
-
-// Every peer ended within `limit` with exit code 0 (a failure shows its output).
-asio::awaitable<void> expect_peers_succeeded(std::vector<std::unique_ptr<go_peer>>& peers,
-                                            std::chrono::milliseconds limit)
-{
-    for (auto& p : peers) {
-        const bool ended = co_await wait_for_exit(*p, limit);
-        BOOST_TEST_REQUIRE(ended, "the Go peer did not finish: " << p->output());
-        BOOST_TEST(p->exit_code().value_or(-1) == 0, "Go peer exit code " << p->exit_code().value_or(-1) << ": " << p->output());
-        BOOST_TEST_MESSAGE("go peer: " << p->output());
-    }
-}
-
-void log_violations(const exclusion_report& r, std::size_t max = 10)
-{
-    for (std::size_t i = 0; i < r.violations.size() && i < max; ++i)
-        BOOST_TEST_MESSAGE("violation: " << r.violations[i]);
-}
 
 } // namespace
 
@@ -155,11 +57,10 @@ BOOST_AUTO_TEST_CASE(go_and_colock_contenders_take_turns_300_times_without_overl
     round_timing timing;
     timing.think_min = 5ms;
     timing.think_max = 30ms;
-    std::vector<std::string> errors;
+    contender_stats stats;
     bool ran = false;
     const auto started = clock_type::now();
     long long colock_ms = 0;
-    long long colock_wait_max = 0;
 
     std::vector<std::unique_ptr<go_peer>> peers;
     for (int i = 0; i < go_peers; ++i)
@@ -168,7 +69,7 @@ BOOST_AUTO_TEST_CASE(go_and_colock_contenders_take_turns_300_times_without_overl
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
             using namespace asio::experimental::awaitable_operators;
             {
-                history_file h(dir.file("history.jsonl"));
+                history_file h(history_path(dir));
                 // One lock on the client's shared session, one with a session of its own per acquisition (as Go's).
                 client c0(ioc.get_executor(), lock_client(prefix));
                 client c1(ioc.get_executor(), lock_client(prefix));
@@ -176,8 +77,8 @@ BOOST_AUTO_TEST_CASE(go_and_colock_contenders_take_turns_300_times_without_overl
                 own.own_session->name = prefix + "own";
                 lock l0(c0, key);
                 lock l1(c1, key, own);
-                co_await (colock_contender(l0, h, "colock-0", colock_rounds, timing, true, 1, errors, colock_wait_max) &&
-                          colock_contender(l1, h, "colock-1", colock_rounds, timing, true, 2, errors, colock_wait_max));
+                co_await (colock_contender(l0, h, "colock-0", colock_rounds, timing, true, 1, stats) &&
+                          colock_contender(l1, h, "colock-1", colock_rounds, timing, true, 2, stats));
                 colock_ms = ms_since(started);
             }
             co_await expect_peers_succeeded(peers, 30s);
@@ -187,11 +88,12 @@ BOOST_AUTO_TEST_CASE(go_and_colock_contenders_take_turns_300_times_without_overl
         },
         75s);
     BOOST_TEST(ran);
-    BOOST_TEST(errors.empty(), errors.size() << " errors, first: " << (errors.empty() ? "" : errors.front()));
+    BOOST_TEST(stats.errors.empty(), stats.errors.size() << " errors, first: "
+                                                         << (stats.errors.empty() ? "" : stats.errors.front()));
 
-    auto r = exclusion_checker::check_file(dir.file("history.jsonl"), 1);
+    auto r = exclusion_checker::check_file(history_path(dir), 1);
     BOOST_TEST_MESSAGE("lock contention: " << r.summary() << "; colock side done after " << colock_ms
-                                           << " ms (longest acquire " << colock_wait_max << " ms), all done after "
+                                           << " ms (longest acquire " << stats.wait_max_ms << " ms), all done after "
                                            << ms_since(started) << " ms");
     log_violations(r);
     BOOST_TEST(r.ok());
@@ -213,37 +115,33 @@ BOOST_AUTO_TEST_CASE(a_colock_side_that_skips_the_lock_is_flagged_as_overlapping
     const auto key = agent().unique_prefix("control") + "lock";
     constexpr int rounds = 40;
     round_timing timing;
-    std::vector<std::string> errors;
+    contender_stats stats;
     bool ran = false;
     std::vector<std::unique_ptr<go_peer>> peers;
     peers.push_back(start_go_lock(dir, key, "go-0", rounds, timing));
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
             {
-                history_file h(dir.file("history.jsonl"));
+                history_file h(history_path(dir));
                 client c(ioc.get_executor(), lock_client(key));
                 lock unused(c, key);
                 timing.hold_min = 5ms;
                 timing.hold_max = 15ms;
-                long long unused_wait = 0;
-                co_await colock_contender(unused, h, "colock-rogue", rounds, timing, false, 3, errors, unused_wait);
+                co_await colock_contender(unused, h, "colock-rogue", rounds, timing, false, 3, stats);
             }
             co_await expect_peers_succeeded(peers, 30s);
             ran = true;
         },
         45s);
     BOOST_TEST(ran);
-    BOOST_TEST(errors.empty());
-    auto r = exclusion_checker::check_file(dir.file("history.jsonl"), 1);
+    BOOST_TEST(stats.errors.empty());
+    auto r = exclusion_checker::check_file(history_path(dir), 1);
     BOOST_TEST_MESSAGE("positive control: " << r.summary());
     BOOST_TEST(!r.ok(), "the checker missed a colock side that never took the lock: " << r.summary());
     BOOST_TEST(r.max_concurrent == 2u);
     BOOST_TEST(r.acquisitions["go-0"] == static_cast<std::size_t>(rounds));
     BOOST_TEST(r.acquisitions["colock-rogue"] == static_cast<std::size_t>(rounds));
-    bool overlap_named = false;
-    for (const auto& v : r.violations)
-        overlap_named = overlap_named || v.find("2 inside at once, limit 1") != std::string::npos;
-    BOOST_TEST(overlap_named, r.summary());
+    BOOST_TEST(has_violation(r, "2 inside at once, limit 1"), r.summary());
 }
 
 BOOST_AUTO_TEST_CASE(colock_waits_while_a_go_lock_holds_and_takes_it_once_go_unlocks)
@@ -255,14 +153,13 @@ BOOST_AUTO_TEST_CASE(colock_waits_while_a_go_lock_holds_and_takes_it_once_go_unl
     auto holder = start_go_lock(dir, key, "go-holder", 1, round_timing{}, {"-until-signal"});
     run_async(
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
-            co_await require_eventually([&] { return holder->output().find("holding") != std::string::npos; }, 15s,
-                                        "the Go peer holds the lock");
+            co_await require_eventually([&] { return go_peer_holds(*holder); }, 15s, "the Go peer holds the lock");
             const auto go_key = read_key(key);
             BOOST_TEST(go_key.flags == lock_flags);
             BOOST_TEST_REQUIRE(!go_key.session.empty());
             BOOST_TEST(raw_value(key).value_or("(absent)") == "go-holder");
             {
-                history_file h(dir.file("history.jsonl"));
+                history_file h(history_path(dir));
                 client c(ioc.get_executor(), lock_client(prefix));
                 client other(ioc.get_executor(), lock_client(prefix));
                 lock waiter(c, key);
@@ -302,7 +199,7 @@ BOOST_AUTO_TEST_CASE(colock_waits_while_a_go_lock_holds_and_takes_it_once_go_unl
         },
         40s);
     BOOST_TEST(ran);
-    auto r = exclusion_checker::check_file(dir.file("history.jsonl"), 1);
+    auto r = exclusion_checker::check_file(history_path(dir), 1);
     BOOST_TEST(r.ok(), r.summary());
     BOOST_TEST((r.order == std::vector<std::string>{"go-holder", "colock-0"}), r.summary());
 }
@@ -320,12 +217,7 @@ BOOST_AUTO_TEST_CASE(colock_and_go_both_refuse_keys_that_are_not_locks_and_leave
         [&](asio::io_context& ioc) -> asio::awaitable<void> {
             // A Go semaphore leaves its coordination record behind: a key a lock must not take either.
             std::vector<std::unique_ptr<go_peer>> sem;
-            sem.push_back(std::make_unique<go_peer>(
-                COLOCK_INTEROP_PEER,
-                std::vector<std::string>{"-addr", agent().http_address(), "-mode", "semaphore", "-prefix",
-                                         sem_prefix, "-limit", "2", "-who", "go-sem", "-history",
-                                         dir.file("sem-history.jsonl")},
-                dir.file("go-sem.out")));
+            sem.push_back(start_go_semaphore(dir, sem_prefix, 2, "go-sem", 1, round_timing{}));
             co_await expect_peers_succeeded(sem, 20s);
             BOOST_TEST_REQUIRE(read_key(sem_record).flags == semaphore_flags);
             const auto record_before = read_key(sem_record);

@@ -8,8 +8,8 @@
 //
 // Each round: Lock (api.Lock) or Acquire (api.Semaphore), append an "enter" line to the history, hold
 // for a random time in [-hold-min, -hold-max], append "exit", Unlock or Release, then think for a random
-// time up to -think-max. History lines are JSON Lines, each appended with one write() to a file opened
-// with O_APPEND, so several processes share one file and its order is the real order:
+// time in [-think-min, -think-max]. History lines are JSON Lines, each appended with one write() to a
+// file opened with O_APPEND, so several processes share one file and its order is the real order:
 //
 //	{"who":"go-1","ev":"enter","t":<unix ns>,"token":<n>}
 //
