@@ -69,9 +69,21 @@ func fail(format string, args ...any) {
 }
 
 func conflict(err error) {
-	waitSessionsGone()
+	if gone := waitSessionsGone(); gone != nil {
+		fail("%v (after: %v)", gone, err)
+	}
 	fmt.Printf("conflict: %v\n", err)
 	os.Exit(3)
+}
+
+// An acquisition failed: api.Lock and api.Semaphore destroy their session in the background; let them
+// finish (best effort) before failing, so a refused peer leaves nothing behind.
+func acquireFailed(what string, err error) {
+	gone := waitSessionsGone()
+	if gone != nil {
+		fail("%s: %v (and %v)", what, err, gone)
+	}
+	fail("%s: %v", what, err)
 }
 
 // The client, and the name of the sessions api.Lock and api.Semaphore create for us.
@@ -82,12 +94,12 @@ var (
 
 // api.Lock and api.Semaphore destroy their session in a goroutine after Unlock, Release or a failed
 // acquire; wait for that before exiting, so a peer leaves no session behind.
-func waitSessionsGone() {
+func waitSessionsGone() error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		sessions, _, err := client.Session().List(nil)
 		if err != nil {
-			fail("listing sessions: %v", err)
+			return fmt.Errorf("listing sessions: %v", err)
 		}
 		left := 0
 		for _, s := range sessions {
@@ -96,10 +108,10 @@ func waitSessionsGone() {
 			}
 		}
 		if left == 0 {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			fail("%d session(s) named %q still there 5 s after the last release", left, sessionName)
+			return fmt.Errorf("%d session(s) named %q still there 5 s after the last release", left, sessionName)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -145,7 +157,7 @@ func (g goLock) acquire() uint64 {
 		conflict(err)
 	}
 	if err != nil {
-		fail("Lock: %v", err)
+		acquireFailed("Lock", err)
 	}
 	if lost == nil {
 		fail("Lock returned neither the lock nor an error")
@@ -178,7 +190,7 @@ func (g goSemaphore) acquire() uint64 {
 		conflict(err)
 	}
 	if err != nil {
-		fail("Acquire: %v", err)
+		acquireFailed("Acquire", err)
 	}
 	if lost == nil {
 		fail("Acquire returned neither a slot nor an error")
@@ -283,7 +295,9 @@ func main() {
 			time.Sleep(randomDuration(rng, *thinkMin, *thinkMax))
 		}
 	}
-	waitSessionsGone()
+	if err := waitSessionsGone(); err != nil {
+		fail("%v", err)
+	}
 	fmt.Printf("who=%s mode=%s rounds=%d acquisitions=%d seconds=%.3f wait_ms_max=%d\n", *who, *mode, *rounds,
 		*rounds, time.Since(begin).Seconds(), waitMax.Milliseconds())
 }
