@@ -9,6 +9,7 @@
 #include "consul/ops.hpp"
 #include "consul/watch_service.hpp"
 #include "detail/backoff.hpp"
+#include "recipes/hold_support.hpp"
 #include "recipes/local_queue.hpp"
 #include "sansio/lock_acquisition.hpp"
 
@@ -35,41 +36,10 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
 // A held key's first watch query waits this long: holds shorter than this never open a blocking
 // query (an abandoned one keeps a connection slot busy on the agent for about 2 s). The session's
 // fail-safe deadline guards the hold meanwhile.
 constexpr milliseconds hold_watch_delay{25};
-
-// Runs `body` to completion even if the calling coroutine is cancelled: writes whose outcome we need.
-template <class T>
-asio::awaitable<T> uncancellable(asio::awaitable<T> body)
-{
-    auto ex = co_await asio::this_coro::executor;
-    auto token = asio::bind_cancellation_slot(asio::cancellation_slot(), use_tuple);
-    auto [ep, result] = co_await asio::co_spawn(ex, std::move(body), token);
-    if (ep)
-        std::rethrow_exception(ep);
-    co_return result;
-}
-
-bool cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != asio::cancellation_type::none; }
-
-// Broadcast of one hold's end: lost() waiters wait on `signal`, which is cancelled once.
-struct hold_end {
-    explicit hold_end(asio::any_io_executor ex) : signal(ex, clock_type::time_point::max()) {}
-    asio::steady_timer signal;
-    error_code reason;
-};
-
-// Completion of a background release, for the release() call waiting on it.
-struct release_done {
-    explicit release_done(asio::any_io_executor ex) : signal(ex, clock_type::time_point::max()) {}
-    asio::steady_timer signal;
-    error_code ec;
-    bool finished = false;
-};
 
 } // namespace
 
@@ -202,11 +172,8 @@ asio::awaitable<void> release_task(std::shared_ptr<lock_impl> self, consul::sess
 {
     auto& s = *self;
     const auto report = [&done](error_code ec) {
-        if (done && !done->finished) {
-            done->ec = ec;
-            done->finished = true;
-            done->signal.cancel();
-        }
+        if (done)
+            done->report(ec);
     };
     const auto give_up_at = clock_type::now() + background_release_limit;
     const auto cancellations = s.cimpl->cancellations(); // client::cancel() or its destruction ends the retries
@@ -242,13 +209,6 @@ asio::awaitable<void> release_task(std::shared_ptr<lock_impl> self, consul::sess
     // first would impose lock-delay on the next holder.
     own.reset();
     turn.reset();
-}
-
-asio::awaitable<std::tuple<error_code>> wait_for(std::shared_ptr<release_done> done)
-{
-    if (!done->finished)
-        co_await done->signal.async_wait(use_tuple);
-    co_return std::tuple{done->ec};
 }
 
 // Unlocks what an acquisition that ends without the lock may have locked (an unlock by a non-holder
@@ -360,8 +320,7 @@ void lock_impl::end_hold(error_code reason)
     session_wait.emit(asio::cancellation_type::terminal);
     last_end = reason;
     if (end) {
-        end->reason = reason;
-        end->signal.cancel();
+        end->finish(reason);
         end.reset();
     }
 }
@@ -614,32 +573,6 @@ lock::~lock()
     s.client = nullptr;
 }
 
-namespace {
-
-// Wraps an acquire handler so that both the caller's cancellation and ~lock reach the operation.
-template <class... Ts>
-asio::any_completion_handler<void(error_code, Ts...)>
-stoppable(detail::lock_impl& s, asio::any_io_executor ex, asio::any_completion_handler<void(error_code, Ts...)> h)
-{
-    auto user_slot = asio::get_associated_cancellation_slot(h);
-    auto impl = s.shared_from_this();
-    if (user_slot.is_connected())
-        user_slot.assign([impl](asio::cancellation_type t) { impl->acquire_stop.emit(t); });
-    auto hex = asio::get_associated_executor(h, ex);
-    s.acquire_pending = true;
-    auto finish = [impl, user_slot, h = std::move(h)](error_code ec, Ts... args) mutable {
-        impl->acquire_pending = false;
-        auto slot = user_slot;
-        if (slot.is_connected())
-            slot.clear();
-        std::move(h)(ec, std::move(args)...);
-    };
-    return asio::any_completion_handler<void(error_code, Ts...)>(
-        asio::bind_cancellation_slot(s.acquire_stop.slot(), asio::bind_executor(hex, std::move(finish))));
-}
-
-} // namespace
-
 void lock::acquire_impl(asio::any_completion_handler<void(error_code)> h)
 {
     auto& s = *impl_;
@@ -647,7 +580,7 @@ void lock::acquire_impl(asio::any_completion_handler<void(error_code)> h)
         asio::post(executor_, asio::append(std::move(h), make_error_code(errc::operation_in_progress)));
         return;
     }
-    auto wrapped = stoppable(s, executor_, std::move(h));
+    auto wrapped = detail::stoppable(s, executor_, std::move(h));
     consul::detail::launch(s.cimpl, detail::acquire_only_body(impl_), std::move(wrapped));
 }
 
@@ -658,7 +591,7 @@ void lock::try_acquire_impl(asio::any_completion_handler<void(error_code, bool)>
         asio::post(executor_, asio::append(std::move(h), make_error_code(errc::operation_in_progress), false));
         return;
     }
-    auto wrapped = stoppable(s, executor_, std::move(h));
+    auto wrapped = detail::stoppable(s, executor_, std::move(h));
     consul::detail::launch(s.cimpl, detail::acquire_body(impl_, true), std::move(wrapped));
 }
 
@@ -670,20 +603,8 @@ void lock::release_impl(asio::any_completion_handler<void(error_code)> h)
 void lock::lost_impl(asio::any_completion_handler<void(error_code, error_code)> h)
 {
     auto& s = *impl_;
-    if (s.state != detail::lock_impl::phase::held || !s.end) {
-        asio::post(executor_, asio::append(std::move(h), error_code{}, s.last_end));
-        return;
-    }
-    auto end = s.end;
-    auto slot = asio::get_associated_cancellation_slot(h);
-    auto ex = asio::get_associated_executor(h, executor_);
-    end->signal.async_wait(asio::bind_cancellation_slot(
-        slot, asio::bind_executor(ex, [end, h = std::move(h)](error_code ec) mutable {
-            if (end->reason) // the hold ended (the timer was cancelled for that)
-                std::move(h)(error_code{}, end->reason);
-            else // only our wait was cancelled
-                std::move(h)(ec ? ec : make_error_code(asio::error::operation_aborted), error_code{});
-        })));
+    const bool holding = s.state == detail::lock_impl::phase::held && s.end;
+    detail::wait_for_hold_end(holding ? s.end : nullptr, s.last_end, executor_, std::move(h));
 }
 
 bool lock::is_held() const noexcept

@@ -6,6 +6,7 @@
 
 #include <colock/consul/client.hpp>
 #include <colock/lock.hpp>
+#include <colock/semaphore.hpp>
 
 #include "async_test.hpp"
 #include "consul_agent.hpp"
@@ -39,54 +40,64 @@ inline consul::client_options lock_client(const std::string& session_name,
     return o;
 }
 
-/// acquire() succeeds and the object says it holds the lock.
-inline boost::asio::awaitable<void> expect_acquired(lock& l)
+/// What the expectations below call a lock or a semaphore in their messages.
+inline const std::string& holder_name(const lock& l) { return l.key(); }
+inline const std::string& holder_name(const semaphore& s) { return s.prefix(); }
+
+/// acquire() succeeds and the object (a lock or a semaphore) says it holds the lock.
+template <class Holder>
+inline boost::asio::awaitable<void> expect_acquired(Holder& l)
 {
     auto [ec] = co_await l.acquire(tuple_awaitable);
-    BOOST_TEST_REQUIRE(!ec, "acquire of " << l.key() << ": " << ec.message());
+    BOOST_TEST_REQUIRE(!ec, "acquire of " << holder_name(l) << ": " << ec.message());
     BOOST_TEST_REQUIRE(l.is_held());
     BOOST_TEST(l.fencing_token() > 0u);
     BOOST_TEST_REQUIRE(l.session_id().has_value());
 }
 
 /// release() succeeds and the object no longer holds the lock.
-inline boost::asio::awaitable<void> expect_released(lock& l)
+template <class Holder>
+inline boost::asio::awaitable<void> expect_released(Holder& l)
 {
     auto [ec] = co_await l.release(tuple_awaitable);
-    BOOST_TEST_REQUIRE(!ec, "release of " << l.key() << ": " << ec.message());
+    BOOST_TEST_REQUIRE(!ec, "release of " << holder_name(l) << ": " << ec.message());
     BOOST_TEST(!l.is_held());
     BOOST_TEST(l.fencing_token() == 0u);
 }
 
 /// try_acquire() completes without error; returns whether it took the lock.
-inline boost::asio::awaitable<bool> try_acquire_once(lock& l)
+template <class Holder>
+inline boost::asio::awaitable<bool> try_acquire_once(Holder& l)
 {
     auto [ec, acquired] = co_await l.try_acquire(tuple_awaitable);
-    BOOST_TEST_REQUIRE(!ec, "try_acquire of " << l.key() << ": " << ec.message());
+    BOOST_TEST_REQUIRE(!ec, "try_acquire of " << holder_name(l) << ": " << ec.message());
     BOOST_TEST(l.is_held() == acquired);
     co_return acquired;
 }
 
 /// lost() completes without error (the wait itself did not fail); returns why the hold ended.
-inline boost::asio::awaitable<error_code> lost_reason(lock& l)
+template <class Holder>
+inline boost::asio::awaitable<error_code> lost_reason(Holder& l)
 {
     auto [ec, reason] = co_await l.lost(tuple_awaitable);
-    BOOST_TEST(!ec, "lost() of " << l.key() << " failed: " << ec.message());
+    BOOST_TEST(!ec, "lost() of " << holder_name(l) << " failed: " << ec.message());
     co_return reason;
 }
 
 /// try_acquire() completes without error and refuses (someone else holds the key).
-inline boost::asio::awaitable<void> expect_refused(lock& l)
+template <class Holder>
+inline boost::asio::awaitable<void> expect_refused(Holder& l)
 {
     const bool acquired = co_await try_acquire_once(l);
-    BOOST_TEST(!acquired, "try_acquire of " << l.key() << " took a key held by another");
+    BOOST_TEST(!acquired, "try_acquire of " << holder_name(l) << " took a key held by another");
 }
 
 /// try_acquire() completes without error and takes the lock.
-inline boost::asio::awaitable<void> expect_taken(lock& l)
+template <class Holder>
+inline boost::asio::awaitable<void> expect_taken(Holder& l)
 {
     const bool acquired = co_await try_acquire_once(l);
-    BOOST_TEST_REQUIRE(acquired, "try_acquire of " << l.key() << " did not take a free key");
+    BOOST_TEST_REQUIRE(acquired, "try_acquire of " << holder_name(l) << " did not take a free key");
 }
 
 /// Polls `cond` (on the test's io_context) and fails the test if it did not hold within `limit`.

@@ -1,0 +1,628 @@
+// colock::semaphore: the async driver around semaphore_record (the decisions): contender key,
+// check-and-set of the `.lock` record, a consistent blocking list of the prefix while held, and a
+// wait on the session's loss.
+
+#include <colock/consul/index_tracker.hpp>
+#include <colock/consul/session.hpp>
+#include <colock/semaphore.hpp>
+
+#include "consul/client_impl.hpp"
+#include "consul/op.hpp"
+#include "consul/ops.hpp"
+#include "detail/backoff.hpp"
+#include "recipes/hold_support.hpp"
+#include "sansio/semaphore_record.hpp"
+
+#include <boost/asio/detached.hpp>
+
+namespace colock::detail {
+
+namespace asio = boost::asio;
+using consul::detail::client_impl;
+using std::chrono::milliseconds;
+
+namespace {
+
+// As for locks: holds shorter than this never open a blocking query (the session's fail-safe
+// deadline guards the hold meanwhile).
+constexpr milliseconds hold_watch_delay{25};
+
+// Attempts of a withdrawal (release) before giving up; a lost check-and-set race does not count.
+constexpr unsigned withdraw_attempts = 4;
+
+std::string trimmed(std::string prefix)
+{
+    while (!prefix.empty() && prefix.back() == '/')
+        prefix.pop_back();
+    return prefix;
+}
+
+} // namespace
+
+struct semaphore_impl : std::enable_shared_from_this<semaphore_impl> {
+    semaphore_impl(consul::client& c, std::string p, std::uint32_t l, semaphore_options o)
+        : client(&c), cimpl(c.impl()), prefix(trimmed(std::move(p))), limit(l), options(std::move(o))
+    {
+    }
+
+    consul::client* client;
+    std::shared_ptr<client_impl> cimpl;
+    std::string prefix;
+    std::uint32_t limit;
+    semaphore_options options;
+    bool closed = false; // the semaphore object is gone
+
+    enum class phase { idle, acquiring, held };
+    phase state = phase::idle;
+    std::uint64_t token = 0;
+    std::optional<consul::session_id> sid;
+    consul::session* sess = nullptr;           // the session of the current hold
+    std::unique_ptr<consul::session> own;      // semaphore-owned (semaphore_options::session is null)
+    std::optional<consul::kv_entry> record;    // the last known `.lock` while held (for release)
+    std::shared_ptr<release_done> withdrawing; // a background withdrawal the next acquire waits for
+    asio::cancellation_signal monitor_stop;
+    asio::cancellation_signal session_wait;
+    std::uint64_t hold_epoch = 0;
+    std::shared_ptr<hold_end> end;
+    error_code last_end = make_error_code(errc::not_held);
+    asio::cancellation_signal acquire_stop; // ~semaphore cancels a pending acquire
+    bool acquire_pending = false;
+
+    std::string tag() const { return "semaphore '" + prefix + "'"; }
+    std::string dir() const { return prefix + '/'; }
+    std::string record_key() const { return prefix + "/.lock"; }
+    std::string contender_key(const consul::session_id& id) const { return dir() + id.str(); }
+
+    consul::write_options write_opts() const
+    {
+        consul::write_options w;
+        static_cast<consul::request_options&>(w) = options.request;
+        w.diag = nullptr;
+        return w;
+    }
+    consul::query_options query_opts() const
+    {
+        consul::query_options q;
+        static_cast<consul::request_options&>(q) = options.request;
+        q.diag = nullptr;
+        return q;
+    }
+
+    consul::session& session_for_acquire()
+    {
+        if (options.session)
+            return *options.session;
+        if (!own)
+            own = std::make_unique<consul::session>(*client, options.own_session);
+        return *own;
+    }
+
+    void become_held(consul::session& s, const consul::session_id& id, consul::kv_entry rec);
+    void on_snapshot(std::uint64_t epoch, const semaphore_snapshot& snap);
+    void on_lost(std::uint64_t epoch, error_code reason);
+    void end_hold(error_code reason);
+    void withdraw_in_background(consul::session_id id, std::optional<consul::kv_entry> known,
+                                std::unique_ptr<consul::session> retire, std::shared_ptr<release_done> done);
+};
+
+namespace {
+
+using op_bool = std::tuple<error_code, bool>;
+
+// Takes `sid` out of the semaphore: removes it from the record (check-and-set, re-reading after a
+// lost race) and deletes its contender key, in one transaction. `known` is the record as last seen
+// (saves a read when it is current).
+asio::awaitable<std::tuple<error_code>> withdraw(std::shared_ptr<semaphore_impl> self, consul::session_id sid,
+                                                 std::optional<consul::kv_entry> known)
+{
+    auto& s = *self;
+    colock::detail::backoff delays(s.options.retry_initial, s.options.retry_max);
+    error_code last;
+    bool current = known.has_value(); // `known` is as Consul has it now: no read needed
+    std::optional<consul::kv_entry> rec = std::move(known);
+    for (unsigned failures = 0; failures < withdraw_attempts;) {
+        if (!current) {
+            auto q = s.query_opts();
+            q.consistency = consul::consistency_mode::consistent;
+            auto [gec, got] = co_await consul::detail::kv_get_body(s.cimpl, s.record_key(), q);
+            if (gec) {
+                last = gec;
+                ++failures;
+                if (!is_retryable(gec))
+                    break;
+                asio::steady_timer pause(s.cimpl->executor, delays.next(unit_random()));
+                co_await pause.async_wait(use_tuple);
+                continue;
+            }
+            rec = std::move(got.entry); // empty: no record, only our contender key to delete
+            current = true;
+        }
+        std::vector<consul::txn_op> ops;
+        if (auto removal = semaphore_record_without(rec, s.limit, sid.str()))
+            ops.push_back(consul::txn_op::cas(s.record_key(), removal->record, removal->cas_index, semaphore_flags));
+        ops.push_back(consul::txn_op::delete_key(s.contender_key(sid)));
+        auto [ec, r] = co_await consul::detail::txn_body(s.cimpl, std::move(ops), s.write_opts());
+        current = false;
+        if (!ec && r.committed)
+            co_return std::tuple{error_code{}};
+        if (!ec) // the record changed since we read it: read it again
+            continue;
+        last = ec;
+        ++failures;
+        if (ec != errc::indeterminate_write && ec != errc::request_timeout && !is_retryable(ec))
+            break;
+        asio::steady_timer pause(s.cimpl->executor, delays.next(unit_random()));
+        co_await pause.async_wait(use_tuple);
+    }
+    s.cimpl->warn(s.tag() + ": could not give the slot back (" + last.message() + ")");
+    co_return std::tuple{last};
+}
+
+// A withdrawal nobody waits for, which reports to `done` and then lets `retire` (a session the
+// semaphore no longer uses) be destroyed: destroying a `delete` session removes its contender key.
+asio::awaitable<void> withdraw_task(std::shared_ptr<semaphore_impl> self, consul::session_id sid,
+                                    std::optional<consul::kv_entry> known, std::unique_ptr<consul::session> retire,
+                                    std::shared_ptr<release_done> done)
+{
+    auto [ec] = co_await withdraw(self, std::move(sid), std::move(known));
+    if (ec && !retire && self->own && !self->options.session) {
+        // Ending our own session frees the slot as surely (its contender key goes, others prune it).
+        retire = std::move(self->own);
+    }
+    retire.reset();
+    done->report(ec);
+}
+
+// Follows the prefix while held: a consistent blocking list after each change.
+asio::awaitable<void> monitor(std::weak_ptr<semaphore_impl> weak, std::uint64_t epoch, std::uint64_t index)
+{
+    std::shared_ptr<client_impl> cimpl;
+    std::string dir;
+    consul::query_options q;
+    if (auto self = weak.lock()) {
+        cimpl = self->cimpl;
+        dir = self->dir();
+        q = self->query_opts();
+    } else {
+        co_return;
+    }
+    q.consistency = consul::consistency_mode::consistent;
+    asio::steady_timer pause(cimpl->executor, hold_watch_delay);
+    auto [pec] = co_await pause.async_wait(use_tuple);
+    if (pec)
+        co_return;
+    consul::index_tracker tracker;
+    tracker.on_reply(index);
+    colock::detail::backoff delays(milliseconds(100), milliseconds(1000));
+    for (;;) {
+        q.index = tracker.next_index();
+        auto [ec, listed] = co_await consul::detail::kv_list_body(cimpl, dir, q);
+        if (ec == asio::error::operation_aborted)
+            co_return;
+        auto self = weak.lock();
+        if (!self || self->hold_epoch != epoch)
+            co_return;
+        if (ec) {
+            if (!is_retryable(ec)) { // e.g. 403: ownership can no longer be verified
+                self->on_lost(epoch, ec);
+                co_return;
+            }
+            // The session's fail-safe deadline bounds how long the hold is trusted meanwhile.
+            tracker.reset();
+            self.reset();
+            pause.expires_after(delays.next(unit_random()));
+            auto [wec] = co_await pause.async_wait(use_tuple);
+            if (wec)
+                co_return;
+            continue;
+        }
+        delays.reset();
+        tracker.on_reply(listed.meta.index);
+        self->on_snapshot(epoch, make_semaphore_snapshot(listed.entries, self->prefix));
+        if (self->hold_epoch != epoch)
+            co_return;
+    }
+}
+
+} // namespace
+
+void semaphore_impl::become_held(consul::session& s, const consul::session_id& id, consul::kv_entry rec)
+{
+    state = phase::held;
+    token = rec.modify_index;
+    sid = id;
+    sess = &s;
+    record = std::move(rec);
+    const auto epoch = ++hold_epoch;
+    end = std::make_shared<hold_end>(cimpl->executor);
+    if (cimpl->log.enabled(logger::level::debug))
+        cimpl->debug(tag() + " acquired, fencing token " + std::to_string(token));
+
+    std::weak_ptr<semaphore_impl> weak = shared_from_this();
+    asio::co_spawn(cimpl->executor, monitor(weak, epoch, token),
+                   asio::bind_cancellation_slot(monitor_stop.slot(), asio::detached));
+    if (!s.is_live() || s.id() != id) { // lost (or replaced) before we could listen
+        on_lost(epoch, make_error_code(errc::session_expired));
+        return;
+    }
+    s.lost(asio::bind_cancellation_slot(session_wait.slot(), [weak, epoch](error_code ec) {
+        if (auto self = weak.lock())
+            self->on_lost(epoch, ec);
+    }));
+}
+
+void semaphore_impl::on_snapshot(std::uint64_t epoch, const semaphore_snapshot& snap)
+{
+    if (epoch != hold_epoch || state != phase::held)
+        return;
+    if (snap.record_entry && snap.record_entry->modify_index < token)
+        return; // news from before this hold
+    switch (check_semaphore_hold(snap, limit, sid->str())) {
+    case semaphore_hold::held:
+        record = snap.record_entry;
+        return;
+    case semaphore_hold::lost:
+        on_lost(epoch, make_error_code(errc::lock_lost));
+        return;
+    case semaphore_hold::unreadable: // replaced by something that is not our semaphore's record
+        on_lost(epoch, make_error_code(errc::conflict));
+        return;
+    }
+}
+
+void semaphore_impl::on_lost(std::uint64_t epoch, error_code reason)
+{
+    if (epoch != hold_epoch || state != phase::held)
+        return;
+    cimpl->warn(tag() + " lost: " + reason.message());
+    const auto id = *sid;
+    end_hold(reason);
+    // Free whatever is left (our record entry, our contender key) so the slot goes to others now,
+    // then end a semaphore-owned session: the next acquire starts a fresh one.
+    auto done = std::make_shared<release_done>(cimpl->executor);
+    withdraw_in_background(id, std::nullopt, std::move(own), done);
+}
+
+void semaphore_impl::end_hold(error_code reason)
+{
+    ++hold_epoch;
+    state = phase::idle;
+    token = 0;
+    sess = nullptr;
+    sid.reset();
+    record.reset();
+    monitor_stop.emit(asio::cancellation_type::terminal);
+    session_wait.emit(asio::cancellation_type::terminal);
+    last_end = reason;
+    if (end) {
+        end->finish(reason);
+        end.reset();
+    }
+}
+
+void semaphore_impl::withdraw_in_background(consul::session_id id, std::optional<consul::kv_entry> known,
+                                            std::unique_ptr<consul::session> retire, std::shared_ptr<release_done> done)
+{
+    withdrawing = done;
+    asio::co_spawn(cimpl->executor,
+                   withdraw_task(shared_from_this(), std::move(id), std::move(known), std::move(retire), std::move(done)),
+                   asio::detached);
+}
+
+namespace {
+
+// The acquisition: session, contender key, then the decisions of semaphore_record until held or done.
+asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool try_once)
+{
+    auto& s = *self;
+    auto start_state = co_await asio::this_coro::cancellation_state;
+    if (s.closed || cancelled(start_state))
+        co_return op_bool{make_error_code(asio::error::operation_aborted), false};
+    if (s.state == semaphore_impl::phase::held)
+        co_return op_bool{make_error_code(errc::already_held), false};
+    if (s.prefix.empty() || s.limit == 0)
+        co_return op_bool{make_error_code(errc::invalid_argument), false};
+    s.state = semaphore_impl::phase::acquiring;
+    struct reset_phase {
+        semaphore_impl& s;
+        ~reset_phase()
+        {
+            if (s.state == semaphore_impl::phase::acquiring)
+                s.state = semaphore_impl::phase::idle;
+        }
+    } reset{s};
+
+    // A withdrawal still running deletes the same contender key we are about to write: let it finish.
+    if (auto pending = s.withdrawing; pending && !pending->finished) {
+        co_await wait_for(pending);
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cancelled(cs) || s.closed)
+            co_return op_bool{make_error_code(asio::error::operation_aborted), false};
+    }
+
+    auto& sess = s.session_for_acquire();
+    consul::session_id sid;
+    if (sess.is_live() && sess.id()) {
+        sid = *sess.id();
+    } else {
+        auto [sec, started] = co_await sess.start(use_tuple);
+        if (sec)
+            co_return op_bool{sec, false};
+        sid = std::move(started);
+    }
+
+    colock::detail::backoff delays(s.options.retry_initial, s.options.retry_max);
+    unsigned failures = 0;
+    error_code result;
+    bool contender = false;     // our contender key may exist
+    bool contender_ok = false;  // ... and is known to
+    bool resolve = false;       // a record write of unknown outcome: read consistently
+    std::optional<semaphore_snapshot> snap;
+    consul::index_tracker tracker;
+    asio::steady_timer pause(s.cimpl->executor);
+
+    // One more failed request: true when acquire() should give up with it.
+    const auto failed = [&](error_code ec) {
+        result = ec;
+        ++failures;
+        return s.options.max_consecutive_errors != 0 && failures >= s.options.max_consecutive_errors;
+    };
+
+    for (;;) {
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cancelled(cs) || s.closed) {
+            result = make_error_code(asio::error::operation_aborted);
+            break;
+        }
+        if (!contender_ok) {
+            // 1. Our contender key, and in the same transaction a look at the whole prefix.
+            std::vector<consul::txn_op> ops{consul::txn_op::lock(s.contender_key(sid), sid, s.options.value, semaphore_flags),
+                                            consul::txn_op::get_tree(s.dir())};
+            contender = true;
+            auto [ec, r] = co_await consul::detail::txn_body(s.cimpl, std::move(ops), s.write_opts());
+            if (ec == asio::error::operation_aborted) {
+                result = ec;
+                break;
+            }
+            if (!ec && r.committed && !r.results.empty()) {
+                contender_ok = true;
+                std::vector<consul::kv_entry> tree(r.results.begin() + 1, r.results.end());
+                snap = make_semaphore_snapshot(tree, s.prefix);
+                failures = 0;
+            } else if (!ec) {
+                // Rolled back: a key named after our session cannot be held by another one, so our
+                // session is in doubt. Ask Consul (a 404 ends it) and continue with a live one.
+                if (failed(make_error_code(errc::conflict)))
+                    break;
+                auto [nec] = co_await sess.renew_now(use_tuple);
+                if (nec == asio::error::operation_aborted) {
+                    result = nec;
+                    break;
+                }
+                auto [rec, rsid] = co_await sess.start(use_tuple);
+                if (rec) {
+                    result = rec;
+                    break;
+                }
+                if (rsid == sid) { // the same live session: not a session problem, back off
+                    pause.expires_after(delays.next(unit_random()));
+                    co_await pause.async_wait(use_tuple);
+                }
+                sid = std::move(rsid);
+                continue;
+            } else {
+                if (failed(ec) || (!is_retryable(ec) && ec != errc::indeterminate_write && ec != errc::request_timeout))
+                    break;
+                pause.expires_after(delays.next(unit_random()));
+                co_await pause.async_wait(use_tuple);
+                continue;
+            }
+        }
+        if (!snap) {
+            // 2. The prefix as it is now, or after its next change.
+            auto q = s.query_opts();
+            q.index = tracker.next_index();
+            if (resolve)
+                q.consistency = consul::consistency_mode::consistent;
+            std::tuple<error_code, consul::kv_list_result> listed;
+            if (resolve) // (no `?:` around co_await: GCC 12 destroys the result twice)
+                listed = co_await uncancellable(consul::detail::kv_list_body(s.cimpl, s.dir(), q));
+            else
+                listed = co_await consul::detail::kv_list_body(s.cimpl, s.dir(), q);
+            auto& [lec, lr] = listed;
+            if (lec == asio::error::operation_aborted) {
+                result = lec;
+                break;
+            }
+            if (lec) {
+                tracker.reset();
+                if (failed(lec) || !is_retryable(lec))
+                    break;
+                pause.expires_after(delays.next(unit_random()));
+                co_await pause.async_wait(use_tuple);
+                continue;
+            }
+            failures = 0;
+            resolve = false;
+            tracker.on_reply(lr.meta.index);
+            snap = make_semaphore_snapshot(lr.entries, s.prefix);
+        }
+
+        // 3. Decide.
+        const auto d = decide_semaphore_acquire(*snap, s.limit, sid.str());
+        snap.reset();
+        if (d.what == semaphore_decision::kind::failed) {
+            result = d.error;
+            if (d.error == errc::limit_conflict)
+                s.cimpl->warn(s.tag() + ": limit conflict (record: " + std::to_string(d.record_limit) +
+                              ", ours: " + std::to_string(s.limit) + ")");
+            break;
+        }
+        if (d.what == semaphore_decision::kind::wait) {
+            if (try_once) {
+                result = {};
+                break;
+            }
+            continue; // blocks in the next list until the prefix changes
+        }
+        if (d.what == semaphore_decision::kind::already_holder) {
+            // An earlier write of unknown outcome won. Take it out and start over: a fresh write
+            // gives a fresh fencing token (that one may be shared with a later holder's).
+            auto [wec] = co_await uncancellable(withdraw(self, sid, std::nullopt));
+            contender_ok = false;
+            if (wec && failed(wec))
+                break;
+            continue;
+        }
+        // take: check-and-set the record with us in it.
+        std::vector<consul::txn_op> ops{consul::txn_op::cas(s.record_key(), d.record, d.cas_index, semaphore_flags)};
+        auto [wec, wr] = co_await uncancellable(consul::detail::txn_body(s.cimpl, std::move(ops), s.write_opts()));
+        if (!wec && wr.committed && !wr.results.empty()) {
+            auto written = wr.results.front();
+            written.value = d.record; // Consul does not echo the value
+            written.flags = semaphore_flags;
+            auto after = co_await asio::this_coro::cancellation_state;
+            if (cancelled(after) || s.closed) { // the write won the race with the cancellation: undo it
+                auto [uec] = co_await uncancellable(withdraw(self, sid, std::move(written)));
+                (void)uec;
+                co_return op_bool{make_error_code(asio::error::operation_aborted), false};
+            }
+            s.become_held(sess, sid, std::move(written));
+            if (s.state != semaphore_impl::phase::held)
+                co_return op_bool{make_error_code(errc::session_expired), false};
+            co_return op_bool{error_code{}, true};
+        }
+        tracker.reset(); // list again at once
+        if (!wec)
+            continue; // raced with another contender
+        if (wec == errc::indeterminate_write || wec == errc::request_timeout)
+            resolve = true;
+        if (failed(wec) || (!resolve && !is_retryable(wec)))
+            break;
+        pause.expires_after(delays.next(unit_random()));
+        co_await pause.async_wait(use_tuple);
+    }
+
+    // Not held: leave nothing behind (our contender key; our record entry if a write of unknown outcome won).
+    if (contender) {
+        auto [wec] = co_await uncancellable(withdraw(self, sid, std::nullopt));
+        (void)wec;
+    }
+    co_return op_bool{result, false};
+}
+
+asio::awaitable<std::tuple<error_code>> acquire_only_body(std::shared_ptr<semaphore_impl> self)
+{
+    auto [ec, held] = co_await acquire_body(std::move(self), false);
+    if (!ec && !held) // cannot happen without try_once; never report success without a slot
+        ec = make_error_code(errc::not_held);
+    co_return std::tuple{ec};
+}
+
+asio::awaitable<std::tuple<error_code>> release_body(std::shared_ptr<semaphore_impl> self)
+{
+    auto& s = *self;
+    if (s.state != semaphore_impl::phase::held)
+        co_return std::tuple{make_error_code(errc::not_held)};
+    const auto id = *s.sid;
+    auto known = s.record;
+    auto done = std::make_shared<release_done>(s.cimpl->executor);
+    s.end_hold(make_error_code(errc::not_held));
+    s.withdraw_in_background(id, std::move(known), nullptr, done);
+    if (!done->finished)
+        co_await done->signal.async_wait(use_tuple);
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (!done->finished && cancelled(cs))
+        co_return std::tuple{make_error_code(asio::error::operation_aborted)};
+    co_return std::tuple{done->ec};
+}
+
+} // namespace
+
+} // namespace colock::detail
+
+namespace colock {
+
+namespace asio = boost::asio;
+
+semaphore::semaphore(consul::client& c, std::string prefix, std::uint32_t limit, semaphore_options opts)
+    : executor_(c.get_executor()),
+      impl_(std::make_shared<detail::semaphore_impl>(c, std::move(prefix), limit, std::move(opts)))
+{
+}
+
+semaphore::~semaphore()
+{
+    auto& s = *impl_;
+    s.closed = true;
+    if (s.acquire_pending)
+        s.acquire_stop.emit(asio::cancellation_type::terminal);
+    if (s.state == detail::semaphore_impl::phase::held) {
+        const auto id = *s.sid;
+        auto known = s.record;
+        s.end_hold(make_error_code(errc::not_held));
+        auto done = std::make_shared<detail::release_done>(s.cimpl->executor);
+        s.withdraw_in_background(id, std::move(known), std::move(s.own), done);
+    }
+    s.client = nullptr;
+}
+
+void semaphore::acquire_impl(asio::any_completion_handler<void(error_code)> h)
+{
+    auto& s = *impl_;
+    if (s.acquire_pending) {
+        asio::post(executor_, asio::append(std::move(h), make_error_code(errc::operation_in_progress)));
+        return;
+    }
+    auto wrapped = detail::stoppable(s, executor_, std::move(h));
+    consul::detail::launch(s.cimpl, detail::acquire_only_body(impl_), std::move(wrapped));
+}
+
+void semaphore::try_acquire_impl(asio::any_completion_handler<void(error_code, bool)> h)
+{
+    auto& s = *impl_;
+    if (s.acquire_pending) {
+        asio::post(executor_, asio::append(std::move(h), make_error_code(errc::operation_in_progress), false));
+        return;
+    }
+    auto wrapped = detail::stoppable(s, executor_, std::move(h));
+    consul::detail::launch(s.cimpl, detail::acquire_body(impl_, true), std::move(wrapped));
+}
+
+void semaphore::release_impl(asio::any_completion_handler<void(error_code)> h)
+{
+    consul::detail::launch(impl_->cimpl, detail::release_body(impl_), std::move(h));
+}
+
+void semaphore::lost_impl(asio::any_completion_handler<void(error_code, error_code)> h)
+{
+    auto& s = *impl_;
+    const bool holding = s.state == detail::semaphore_impl::phase::held && s.end;
+    detail::wait_for_hold_end(holding ? s.end : nullptr, s.last_end, executor_, std::move(h));
+}
+
+bool semaphore::is_held() const noexcept
+{
+    const auto& s = *impl_;
+    return s.state == detail::semaphore_impl::phase::held && s.sess && s.sess->is_live() && s.sess->id() == s.sid;
+}
+
+std::uint64_t semaphore::fencing_token() const noexcept { return is_held() ? impl_->token : 0; }
+
+std::optional<consul::session_id> semaphore::session_id() const noexcept
+{
+    return impl_->state == detail::semaphore_impl::phase::held ? impl_->sid : std::nullopt;
+}
+
+semaphore::clock::time_point semaphore::deadline() const noexcept
+{
+    return is_held() ? impl_->sess->deadline() : clock::time_point::min();
+}
+
+const std::string& semaphore::prefix() const noexcept { return impl_->prefix; }
+
+std::uint32_t semaphore::limit() const noexcept { return impl_->limit; }
+
+const semaphore_options& semaphore::options() const noexcept { return impl_->options; }
+
+} // namespace colock
