@@ -104,7 +104,7 @@ BOOST_AUTO_TEST_CASE(go_and_colock_contenders_take_turns_300_times_without_overl
     for (int i = 0; i < colock_locks; ++i)
         BOOST_TEST(r.acquisitions["colock-" + std::to_string(i)] == static_cast<std::size_t>(colock_rounds));
     // The lock really moves between the Go and the colock side while both contend, not one side after the other.
-    BOOST_TEST(r.handoffs_between_groups() >= 60u, r.summary());
+    BOOST_TEST(r.handoffs_between_groups() >= 40u, r.summary());
 }
 
 BOOST_AUTO_TEST_CASE(a_colock_side_that_skips_the_lock_is_flagged_as_overlapping_with_go)
