@@ -59,6 +59,7 @@ struct semaphore_impl : std::enable_shared_from_this<semaphore_impl> {
     consul::session* sess = nullptr;           // the session of the current hold
     std::unique_ptr<consul::session> own;      // semaphore-owned (semaphore_options::session is null)
     std::optional<consul::kv_entry> record;    // the last known `.lock` while held (for release)
+    std::optional<consul::kv_entry> own_write; // the record as our last write of it left it (value, index)
     std::shared_ptr<release_done> withdrawing; // a background withdrawal the next acquire waits for
     asio::cancellation_signal monitor_stop;
     asio::cancellation_signal session_wait;
@@ -138,13 +139,20 @@ asio::awaitable<std::tuple<error_code>> withdraw(std::shared_ptr<semaphore_impl>
             current = true;
         }
         std::vector<consul::txn_op> ops;
-        if (auto removal = semaphore_record_without(rec, s.limit, sid.str()))
+        auto removal = semaphore_record_without(rec, s.limit, sid.str());
+        if (removal)
             ops.push_back(consul::txn_op::cas(s.record_key(), removal->record, removal->cas_index, semaphore_flags));
         ops.push_back(consul::txn_op::delete_key(s.contender_key(sid)));
         auto [ec, r] = co_await consul::detail::txn_body(s.cimpl, std::move(ops), s.write_opts());
         current = false;
-        if (!ec && r.committed)
+        if (!ec && r.committed) {
+            if (removal && !r.results.empty()) { // what the next acquire can build on
+                s.own_write = r.results.front();
+                s.own_write->value = std::move(removal->record);
+                s.own_write->flags = semaphore_flags;
+            }
             co_return std::tuple{error_code{}};
+        }
         if (!ec) // the record changed since we read it: read it again
             continue;
         last = ec;
@@ -311,6 +319,27 @@ void semaphore_impl::withdraw_in_background(consul::session_id id, std::optional
 
 namespace {
 
+// A record write with us in it committed: hold the slot, or undo it when the acquisition was
+// cancelled meanwhile (never leave a slot held by accident).
+asio::awaitable<op_bool> hold_written(std::shared_ptr<semaphore_impl> self, consul::session& sess, consul::session_id sid,
+                                      consul::kv_entry written, std::string record)
+{
+    auto& s = *self;
+    written.value = std::move(record); // Consul does not echo the value
+    written.flags = semaphore_flags;
+    s.own_write = written;
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cancelled(cs) || s.closed) {
+        auto [uec] = co_await uncancellable(withdraw(self, sid, std::move(written)));
+        (void)uec;
+        co_return op_bool{make_error_code(asio::error::operation_aborted), false};
+    }
+    s.become_held(sess, sid, std::move(written));
+    if (s.state != semaphore_impl::phase::held)
+        co_return op_bool{make_error_code(errc::session_expired), false};
+    co_return op_bool{error_code{}, true};
+}
+
 // The acquisition: session, contender key, then the decisions of semaphore_record until held or done.
 asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool try_once)
 {
@@ -373,6 +402,26 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
         if (cancelled(cs) || s.closed) {
             result = make_error_code(asio::error::operation_aborted);
             break;
+        }
+        if (!contender_ok && s.own_write) {
+            // 0. Quick path: contender key and slot in one transaction, from what our last write left.
+            auto quick = decide_from_own_write(*s.own_write, s.limit, sid.str());
+            s.own_write.reset(); // one try: a stale view costs only this transaction
+            if (quick) {
+                std::vector<consul::txn_op> ops{
+                    consul::txn_op::lock(s.contender_key(sid), sid, s.options.value, semaphore_flags),
+                    consul::txn_op::cas(s.record_key(), quick->record, quick->cas_index, semaphore_flags)};
+                contender = true;
+                auto [qec, qr] = co_await uncancellable(consul::detail::txn_body(s.cimpl, std::move(ops), s.write_opts()));
+                if (!qec && qr.committed && qr.results.size() >= 2)
+                    co_return co_await hold_written(self, sess, sid, qr.results[1], std::move(quick->record));
+                if (qec) { // unknown outcome: the prefix, read consistently, will tell (we may be in the record)
+                    resolve = true;
+                    if (failed(qec))
+                        break;
+                }
+                continue; // rolled back: the record changed (or our session is in doubt); the full path follows
+            }
         }
         if (!contender_ok) {
             // 1. Our contender key, and in the same transaction a look at the whole prefix.
@@ -477,21 +526,8 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
         // take: check-and-set the record with us in it.
         std::vector<consul::txn_op> ops{consul::txn_op::cas(s.record_key(), d.record, d.cas_index, semaphore_flags)};
         auto [wec, wr] = co_await uncancellable(consul::detail::txn_body(s.cimpl, std::move(ops), s.write_opts()));
-        if (!wec && wr.committed && !wr.results.empty()) {
-            auto written = wr.results.front();
-            written.value = d.record; // Consul does not echo the value
-            written.flags = semaphore_flags;
-            auto after = co_await asio::this_coro::cancellation_state;
-            if (cancelled(after) || s.closed) { // the write won the race with the cancellation: undo it
-                auto [uec] = co_await uncancellable(withdraw(self, sid, std::move(written)));
-                (void)uec;
-                co_return op_bool{make_error_code(asio::error::operation_aborted), false};
-            }
-            s.become_held(sess, sid, std::move(written));
-            if (s.state != semaphore_impl::phase::held)
-                co_return op_bool{make_error_code(errc::session_expired), false};
-            co_return op_bool{error_code{}, true};
-        }
+        if (!wec && wr.committed && !wr.results.empty())
+            co_return co_await hold_written(self, sess, sid, wr.results.front(), d.record);
         tracker.reset(); // list again at once
         if (!wec)
             continue; // raced with another contender

@@ -112,6 +112,24 @@ semaphore_decision decide_semaphore_acquire(const semaphore_snapshot& snap, std:
     return d;
 }
 
+std::optional<semaphore_decision> decide_from_own_write(const consul::kv_entry& record_entry, std::uint32_t limit,
+                                                        std::string_view sid)
+{
+    semaphore_snapshot snap;
+    snap.record_entry = record_entry;
+    semaphore_record rec;
+    const std::string id(sid);
+    if (read_record(snap, limit, rec) || rec.holders.count(id) || rec.holders.size() >= limit)
+        return std::nullopt; // unreadable, odd, or full as far as we know: look at the whole prefix
+    rec.holders.insert(id);
+    semaphore_decision d;
+    d.what = semaphore_decision::kind::take;
+    d.cas_index = record_entry.modify_index;
+    d.live_holders = rec.holders.size() - 1;
+    d.record = encode_semaphore_record(rec);
+    return d;
+}
+
 semaphore_hold check_semaphore_hold(const semaphore_snapshot& snap, std::uint32_t limit, std::string_view sid)
 {
     semaphore_record rec;

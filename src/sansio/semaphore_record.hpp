@@ -57,6 +57,12 @@ struct semaphore_decision {
 
 semaphore_decision decide_semaphore_acquire(const semaphore_snapshot& snap, std::uint32_t limit, std::string_view sid);
 
+// The quick path of an acquisition that knows the record as its own last write left it (e.g. its
+// release): take a slot at once, in the transaction that writes the contender key, when the record
+// has room even counting every listed holder as alive. The check-and-set catches any change since.
+std::optional<semaphore_decision> decide_from_own_write(const consul::kv_entry& record_entry, std::uint32_t limit,
+                                                        std::string_view sid);
+
 // Whether a holder still holds its slot: the record is ours to read, lists our session, and our
 // session still holds a key under the prefix (else any contender may prune us at any moment).
 enum class semaphore_hold { held, lost, unreadable };

@@ -247,3 +247,27 @@ BOOST_AUTO_TEST_CASE(release_removes_only_us_with_check_and_set)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(semaphore_quick_path)
+
+BOOST_AUTO_TEST_CASE(room_in_our_last_write_takes_a_slot_with_check_and_set_on_it)
+{
+    const auto d = decide_from_own_write(record_entry(R"({"Limit":2,"Holders":{")" + dead + R"(":true}})", 55), 2, ours);
+    BOOST_TEST_REQUIRE(d.has_value());
+    BOOST_TEST((d->what == semaphore_decision::kind::take));
+    BOOST_TEST(d->cas_index == 55u);
+    BOOST_TEST(d->record == R"({"Limit":2,"Holders":{")" + ours + R"(":true,")" + dead + R"(":true}})");
+}
+
+BOOST_AUTO_TEST_CASE(anything_doubtful_goes_the_full_way)
+{
+    // Full as far as we know (liveness is unknown here: every listed holder counts).
+    BOOST_TEST(!decide_from_own_write(record_entry(R"({"Limit":1,"Holders":{")" + dead + R"(":true}})"), 1, ours));
+    // Already listed, another limit, other flags, undecodable.
+    BOOST_TEST(!decide_from_own_write(record_entry(R"({"Limit":2,"Holders":{")" + ours + R"(":true}})"), 2, ours));
+    BOOST_TEST(!decide_from_own_write(record_entry(R"({"Limit":3,"Holders":{}})"), 2, ours));
+    BOOST_TEST(!decide_from_own_write(record_entry(R"({"Limit":2,"Holders":{}})", 40, 7), 2, ours));
+    BOOST_TEST(!decide_from_own_write(record_entry("{"), 2, ours));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
