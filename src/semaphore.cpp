@@ -605,24 +605,12 @@ semaphore::~semaphore()
 
 void semaphore::acquire_impl(asio::any_completion_handler<void(error_code)> h)
 {
-    auto& s = *impl_;
-    if (s.acquire_pending) {
-        asio::post(executor_, asio::append(std::move(h), make_error_code(errc::operation_in_progress)));
-        return;
-    }
-    auto wrapped = detail::stoppable(s, executor_, std::move(h));
-    consul::detail::launch(s.cimpl, detail::acquire_only_body(impl_), std::move(wrapped));
+    detail::start_acquire(*impl_, executor_, detail::acquire_only_body(impl_), std::move(h));
 }
 
 void semaphore::try_acquire_impl(asio::any_completion_handler<void(error_code, bool)> h)
 {
-    auto& s = *impl_;
-    if (s.acquire_pending) {
-        asio::post(executor_, asio::append(std::move(h), make_error_code(errc::operation_in_progress), false));
-        return;
-    }
-    auto wrapped = detail::stoppable(s, executor_, std::move(h));
-    consul::detail::launch(s.cimpl, detail::acquire_body(impl_, true), std::move(wrapped));
+    detail::start_acquire(*impl_, executor_, detail::acquire_body(impl_, true), std::move(h));
 }
 
 void semaphore::release_impl(asio::any_completion_handler<void(error_code)> h)

@@ -7,6 +7,8 @@
 
 #include <colock/error.hpp>
 
+#include "consul/op.hpp"
+
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
@@ -132,6 +134,20 @@ stoppable(Impl& s, boost::asio::any_io_executor ex, boost::asio::any_completion_
     };
     return asio::any_completion_handler<void(error_code, Ts...)>(
         asio::bind_cancellation_slot(s.acquire_stop.slot(), asio::bind_executor(hex, std::move(finish))));
+}
+
+// Starts an acquisition (`body`) of a holding recipe, stoppable by the caller and by the object's
+// destruction; refused with operation_in_progress (after a post) while another one is pending.
+template <class Impl, class... Ts>
+void start_acquire(Impl& s, boost::asio::any_io_executor ex, boost::asio::awaitable<std::tuple<error_code, Ts...>> body,
+                   boost::asio::any_completion_handler<void(error_code, Ts...)> h)
+{
+    if (s.acquire_pending) {
+        boost::asio::post(ex, boost::asio::append(std::move(h), make_error_code(errc::operation_in_progress), Ts{}...));
+        return;
+    }
+    auto wrapped = stoppable(s, ex, std::move(h));
+    consul::detail::launch(s.cimpl, std::move(body), std::move(wrapped));
 }
 
 } // namespace colock::detail
