@@ -9,6 +9,7 @@
 #include "consul/op.hpp"
 #include "consul/ops.hpp"
 #include "recipes/election_state.hpp"
+#include "recipes/hold_support.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -23,8 +24,6 @@ namespace asio = boost::asio;
 using consul::detail::client_impl;
 
 namespace {
-
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 using leader_result = std::tuple<error_code, std::optional<leader_info>>;
 
@@ -72,18 +71,6 @@ struct election_impl {
 };
 
 namespace {
-
-// Runs `body` to completion even if the calling coroutine is cancelled: a write whose outcome we report.
-template <class T>
-asio::awaitable<T> uncancellable(asio::awaitable<T> body)
-{
-    auto ex = co_await asio::this_coro::executor;
-    auto token = asio::bind_cancellation_slot(asio::cancellation_slot(), use_tuple);
-    auto [ep, result] = co_await asio::co_spawn(ex, std::move(body), token);
-    if (ep)
-        std::rethrow_exception(ep);
-    co_return result;
-}
 
 asio::awaitable<std::tuple<error_code>> campaign_body(std::shared_ptr<election_impl> self, std::string value)
 {
