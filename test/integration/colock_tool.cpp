@@ -141,8 +141,9 @@ struct process {
     }
 };
 
-// Starts argv with CONSUL_HTTP_ADDR pointing at the harness's agent.
-std::unique_ptr<process> start(const std::vector<std::string>& argv, const std::string& output_path)
+// Starts argv with CONSUL_HTTP_ADDR pointing at the harness's agent (stdin from `input_path` when given).
+std::unique_ptr<process> start(const std::vector<std::string>& argv, const std::string& output_path,
+                               const std::string& input_path = {})
 {
     auto p = std::make_unique<process>();
     p->output_path = output_path;
@@ -163,6 +164,8 @@ std::unique_ptr<process> start(const std::vector<std::string>& argv, const std::
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    if (!input_path.empty())
+        posix_spawn_file_actions_addopen(&fa, 0, input_path.c_str(), O_RDONLY, 0);
     const int rc = ::posix_spawn(&p->pid, cargs[0], &fa, nullptr, cargs.data(), cenv.data());
     posix_spawn_file_actions_destroy(&fa);
     BOOST_TEST_REQUIRE(rc == 0, "cannot start " << argv[0] << ": " << rc);
@@ -175,10 +178,11 @@ const char* name_of(tool t)
     return t == tool::colock ? "colock" : "consul";
 }
 
-std::unique_ptr<process> lock_cmd(tool t, std::vector<std::string> args, const std::string& output_path)
+std::unique_ptr<process> lock_cmd(tool t, std::vector<std::string> args, const std::string& output_path,
+                                  const std::string& input_path = {})
 {
     args.insert(args.begin(), {t == tool::colock ? colock_binary() : consul_binary(), "lock"});
-    return start(args, output_path);
+    return start(args, output_path, input_path);
 }
 
 // Runs `<tool> lock args...` to its end; its exit code.
@@ -437,26 +441,66 @@ BOOST_AUTO_TEST_CASE(on_loss_the_child_gets_sigterm_then_sigkill_after_the_grace
     }
 }
 
-BOOST_AUTO_TEST_CASE(sigterm_to_colock_stops_the_child_releases_the_lock_and_destroys_the_session)
+BOOST_AUTO_TEST_CASE(a_signal_to_colock_reaches_the_child_then_the_lock_is_released_and_the_session_destroyed)
+{
+    // SIGINT and SIGTERM as consul lock handles them; SIGHUP too (consul lock dies of it and leaves the child).
+    const std::pair<int, const char*> signals[] = {{SIGTERM, "TERM"}, {SIGINT, "INT"}, {SIGHUP, "HUP"}};
+    for (const auto& [sig, sig_name] : signals) {
+        BOOST_TEST_CONTEXT("signal " << sig_name)
+        {
+            scratch_dir dir;
+            const std::string prefix = prefix_of(agent().unique_prefix(std::string("signal_") + sig_name));
+            const std::string marks = dir.file("marks");
+            // The tool forwards the signal, then stops the child with SIGTERM at once (as consul lock does). Both are
+            // trapped, so neither kills the shell before its pending traps run (in signal order: the forwarded
+            // one first, which notes its arrival and ends the child).
+            std::string script = "trap 'echo TERM >> " + marks + "; exit 0' TERM; ";
+            if (sig != SIGTERM)
+                script += std::string("trap 'echo ") + sig_name + " >> " + marks + "; exit 0' " + sig_name + "; ";
+            script += "echo started >> " + marks + "; while :; do sleep 0.02; done";
+            const std::string name = std::string("colock-tool-test signal ") + prefix;
+            auto p = lock_cmd(tool::colock, {"-name", name, prefix, script}, dir.file("out"));
+            BOOST_TEST_REQUIRE(poll_until([&] { return file_contains(marks, "started"); }, 15s), p->output());
+            const auto k = colock::test::read_key(prefix + "/.lock");
+            BOOST_TEST_REQUIRE(!k.session.empty());
+            BOOST_TEST(agent().sessions_named(name).size() == 1u);
+            ::kill(p->pid, sig);
+            BOOST_TEST(p->exit_code(10s) == 0, p->output());
+            BOOST_TEST(file_contains(marks, sig_name), "the child did not get the signal: " << read_file(marks));
+            const auto after = colock::test::read_key(prefix + "/.lock");
+            BOOST_TEST(after.session.empty(), "the key still has a Session");
+            BOOST_TEST(agent().sessions_named(name).empty(), "the session was not destroyed");
+            check_clean(prefix + "/", name);
+        }
+    }
+}
+
+// -pass-stdin hands the tool's stdin to the child; without it the child reads nothing. Side by side with consul lock.
+BOOST_AUTO_TEST_CASE(pass_stdin_gives_the_child_our_stdin_as_consul_lock_does)
 {
     scratch_dir dir;
-    const std::string prefix = prefix_of(agent().unique_prefix("sigterm"));
-    const std::string marks = dir.file("marks");
-    const std::string script = "trap 'echo TERM >> " + marks + "; exit 0' TERM; echo started >> " + marks +
-                               "; while :; do sleep 0.02; done";
-    const std::string name = "colock-tool-test sigterm " + prefix;
-    auto p = lock_cmd(tool::colock, {"-name", name, prefix, script}, dir.file("out"));
-    BOOST_TEST_REQUIRE(poll_until([&] { return file_contains(marks, "started"); }, 15s), p->output());
-    const auto k = colock::test::read_key(prefix + "/.lock");
-    BOOST_TEST_REQUIRE(!k.session.empty());
-    BOOST_TEST(agent().sessions_named(name).size() == 1u);
-    ::kill(p->pid, SIGTERM);
-    BOOST_TEST(p->exit_code(10s) == 0, p->output());
-    BOOST_TEST(file_contains(marks, "TERM"), "the child got no SIGTERM");
-    const auto after = colock::test::read_key(prefix + "/.lock");
-    BOOST_TEST(after.session.empty(), "the key still has a Session");
-    BOOST_TEST(agent().sessions_named(name).empty(), "the session was not destroyed");
-    check_clean(prefix + "/", name);
+    const std::string input = dir.file("input");
+    {
+        std::ofstream in(input);
+        in << "hello from stdin\n";
+    }
+    for (const tool t : {tool::consul, tool::colock}) {
+        for (const bool pass : {true, false}) {
+            BOOST_TEST_CONTEXT(name_of(t) << (pass ? " -pass-stdin" : " without -pass-stdin"))
+            {
+                const std::string prefix = prefix_of(agent().unique_prefix(std::string("stdin_") + name_of(t)));
+                const std::string got = dir.file(std::string(name_of(t)) + (pass ? "-pass" : "-nopass"));
+                std::vector<std::string> args;
+                if (pass)
+                    args.push_back("-pass-stdin");
+                args.push_back(prefix);
+                args.push_back("cat > " + got);
+                auto p = lock_cmd(t, args, got + ".out", input);
+                BOOST_TEST(p->exit_code(20s) == 0, p->output());
+                BOOST_TEST(read_file(got) == (pass ? "hello from stdin\n" : ""), p->output());
+            }
+        }
+    }
 }
 
 // Several `consul lock` and `colock lock` runs on one prefix at once: their children's critical sections never

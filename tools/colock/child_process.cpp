@@ -91,11 +91,19 @@ std::unique_ptr<child_process> child_process::spawn(asio::any_io_executor ex, co
     posix_spawnattr_init(&attr);
     if (!pass_stdin)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    // The child starts with no signal blocked, whatever this process blocks.
+    // The child starts with no signal blocked, whatever this process blocks, and with the signals the
+    // tool forwards at their default action: one ignored when the tool started (a background job of a
+    // shell starts with SIGINT ignored) would otherwise stay ignored in the child, which then could
+    // neither trap it nor die of it.
     sigset_t none;
     sigemptyset(&none);
     posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    sigset_t forwarded;
+    sigemptyset(&forwarded);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP})
+        sigaddset(&forwarded, sig);
+    posix_spawnattr_setsigdefault(&attr, &forwarded);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
     pid_t pid = 0;
     const int rc = ::posix_spawnp(&pid, c_args[0], &actions, &attr, c_args.data(), c_env.data());
