@@ -1,6 +1,6 @@
 // colock::semaphore against Consul's own Go client (api.Semaphore, test/interop/go) on one real agent: Go and
 // colock contenders share one semaphore for hundreds of rounds and a shared history never shows more holders than
-// its limit; each side waits for a semaphore the other side fills and follows when a slot is given back; a Go
+// its limit (and a run whose colock side skips the semaphore must be flagged); each side waits for a semaphore the other side fills and follows when a slot is given back; a Go
 // holder killed with SIGKILL is pruned by colock once its session is gone, and a colock holder whose session an
 // operator destroys is pruned by Go; both refuse a record with another limit or a key that is not a semaphore.
 
@@ -168,6 +168,49 @@ BOOST_AUTO_TEST_CASE(go_and_colock_contenders_share_a_two_slot_semaphore_200_tim
     BOOST_TEST(record.limit == static_cast<std::int64_t>(limit));
     BOOST_TEST(record.holders.empty(), record.holders.size() << " holder(s) left in the record");
     BOOST_TEST(contender_sessions(prefix).empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_colock_side_that_skips_the_semaphore_is_flagged_as_exceeding_it)
+{
+    // Positive control: Go peers that use the semaphore and two colock contenders that write their lines without
+    // taking a slot; the checker must see more holders than the limit, or the clean verdict above proves nothing.
+    scratch_dir dir("semaphore_control");
+    const auto base = agent().unique_prefix("sem_control");
+    const auto prefix = base + "sem";
+    constexpr unsigned limit = 2;
+    constexpr int rounds = 30;
+    round_timing timing;
+    timing.hold_min = 10ms;
+    timing.hold_max = 20ms;
+    timing.think_min = 0ms;
+    timing.think_max = 5ms;
+    contender_stats stats;
+    bool ran = false;
+    std::vector<std::unique_ptr<go_peer>> peers;
+    for (int i = 0; i < 2; ++i)
+        peers.push_back(start_go_semaphore(dir, prefix, limit, "go-" + std::to_string(i), rounds, timing));
+    run_async(
+        [&](asio::io_context& ioc) -> asio::awaitable<void> {
+            using namespace asio::experimental::awaitable_operators;
+            {
+                history_file h(history_path(dir));
+                client c(ioc.get_executor(), lock_client(base));
+                semaphore unused0(c, prefix, limit, named_session(base + "rogue-0"));
+                semaphore unused1(c, prefix, limit, named_session(base + "rogue-1"));
+                co_await (colock_contender(unused0, h, "colock-rogue-0", rounds, timing, false, 5, stats) &&
+                          colock_contender(unused1, h, "colock-rogue-1", rounds, timing, false, 6, stats));
+            }
+            co_await expect_peers_succeeded(peers, 40s);
+            ran = true;
+        },
+        60s);
+    BOOST_TEST(ran);
+    BOOST_TEST(stats.errors.empty());
+    auto r = exclusion_checker::check_file(history_path(dir), limit);
+    BOOST_TEST_MESSAGE("positive control: " << r.summary());
+    BOOST_TEST(!r.ok(), "the checker missed colock contenders that never took a slot: " << r.summary());
+    BOOST_TEST(r.max_concurrent > limit);
+    BOOST_TEST(has_violation(r, "inside at once, limit 2"), r.summary());
 }
 
 BOOST_AUTO_TEST_CASE(each_side_waits_for_a_semaphore_the_other_side_fills_and_follows_when_a_slot_is_given_back)
