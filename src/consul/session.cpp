@@ -12,6 +12,7 @@
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -74,6 +75,16 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     asio::steady_timer renew_timer;
     asio::steady_timer watchdog;
     std::uint64_t hook_id = 0;
+
+    // A renew_now() in flight: concurrent callers (e.g. every lock of a shared session noticing at
+    // once that its key was freed) share its answer instead of sending one renewal each.
+    struct renewal {
+        explicit renewal(asio::any_io_executor ex) : done(ex, clock_type::time_point::max()) {}
+        asio::steady_timer done;
+        error_code ec;
+        bool finished = false;
+    };
+    std::shared_ptr<renewal> renewing;
 
     std::string tag() const { return "session " + (id ? id->str() : std::string("(none)")) + " '" + options.name + "'"; }
 
@@ -279,24 +290,45 @@ asio::awaitable<std::tuple<error_code, session_id>> start_body(std::shared_ptr<s
     }
 }
 
-asio::awaitable<std::tuple<error_code>> renew_now_body(std::shared_ptr<session_impl> s)
+// The renewal behind renew_now(), shared by every caller that asks while it runs; not cancelled
+// with any of them.
+asio::awaitable<void> shared_renewal(std::shared_ptr<session_impl> s, std::shared_ptr<session_impl::renewal> mine)
 {
-    if (!s->id)
-        co_return std::tuple{make_error_code(errc::not_held)};
     const auto sid = *s->id;
     const auto my_epoch = s->epoch;
     const auto sent = clock_type::now();
     auto [ec, entry] = co_await session_renew_body(s->client, sid, write_options{});
-    if (s->epoch != my_epoch) // ended (or replaced) meanwhile
-        co_return std::tuple{ec ? ec : make_error_code(errc::not_held)};
-    if (!ec) {
+    if (s->renewing == mine)
+        s->renewing.reset();
+    if (s->epoch != my_epoch) { // ended (or replaced) meanwhile
+        ec = ec ? ec : make_error_code(errc::not_held);
+    } else if (!ec) {
         s->liveness.on_renewed(sent, entry.ttl);
         s->watchdog.cancel(); // re-arm at the new deadline
     } else if (ec == errc::session_invalidated) {
         s->liveness.on_invalidated();
         s->declare_lost(errc::session_invalidated);
     }
-    co_return std::tuple{ec};
+    mine->ec = ec;
+    mine->finished = true;
+    mine->done.cancel();
+}
+
+asio::awaitable<std::tuple<error_code>> renew_now_body(std::shared_ptr<session_impl> s)
+{
+    if (!s->id)
+        co_return std::tuple{make_error_code(errc::not_held)};
+    auto renewal = s->renewing;
+    if (!renewal) {
+        renewal = std::make_shared<session_impl::renewal>(s->client->executor);
+        s->renewing = renewal;
+        asio::co_spawn(s->client->executor, shared_renewal(s, renewal), asio::detached);
+    }
+    if (!renewal->finished)
+        co_await renewal->done.async_wait(use_tuple);
+    if (!renewal->finished) // only our wait was cancelled
+        co_return std::tuple{make_error_code(asio::error::operation_aborted)};
+    co_return std::tuple{renewal->ec};
 }
 
 asio::awaitable<std::tuple<error_code>> close_body(std::shared_ptr<session_impl> s)

@@ -250,6 +250,32 @@ BOOST_AUTO_TEST_CASE(concurrent_starts_share_one_creation)
     BOOST_TEST(count_targets(fake.requests(), "/v1/session/create") == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(concurrent_renew_now_calls_share_one_renewal_and_a_cancelled_one_leaves_it_to_the_others)
+{
+    fake_agent fake;
+    fake.push(fake_step::respond(create_reply(id1)));
+    // The one renewal: slow, and a 404, so everyone learns the session is gone.
+    fake.push(fake_step::respond(fake_agent::consul_error(404, "Session id '" + id1 + "' not found"), 150ms));
+    fake.set_default(fake_step::respond(fake_agent::reply(200, "true")));
+    std::vector<error_code> results; // outside the coroutine frame: the handlers write to it
+    with_session(fake_agent_options(fake.port()), [&](session& s, client&) -> asio::awaitable<void> {
+        co_await expect_started(s);
+        asio::cancellation_signal stop_first;
+        s.renew_now(asio::bind_cancellation_slot(stop_first.slot(), [&](error_code ec) { results.push_back(ec); }));
+        for (int i = 0; i < 2; ++i)
+            s.renew_now([&](error_code ec) { results.push_back(ec); });
+        co_await sleep_for(20ms); // time-based: the renewal is in flight (the fake answers after 150 ms)
+        stop_first.emit(asio::cancellation_type::terminal); // the first caller gives up; the renewal goes on
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return results.size() == 3; }, 2s));
+        BOOST_TEST(!s.is_live());
+    });
+    BOOST_TEST_REQUIRE(results.size() == 3u);
+    BOOST_TEST(results[0] == asio::error::operation_aborted, results[0].message()); // the cancelled wait, at once
+    BOOST_TEST(results[1] == errc::session_invalidated, results[1].message());
+    BOOST_TEST(results[2] == errc::session_invalidated, results[2].message());
+    BOOST_TEST(count_targets(fake.requests(), "/v1/session/renew/" + id1) == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_cancelled_start_lets_the_creation_finish_for_the_next_caller)
 {
     fake_agent fake;

@@ -43,8 +43,9 @@ namespace {
 
 consul_agent& agent() { return consul_agent::instance(); }
 
-// The lock's session id as Consul writes it in the key ("" when none).
+// The lock's (or session's) id as Consul writes it in the key ("" when none).
 std::string sid_of(const lock& l) { return l.session_id() ? l.session_id()->str() : std::string(); }
+std::string sid_of(const session& s) { return s.id() ? s.id()->str() : std::string(); }
 
 // Keeps checking for `window` that `key` is not locked by anyone (a cancelled or destroyed waiter must not take it
 // later); returns the first session seen holding it, or "".
@@ -344,6 +345,15 @@ void operator_action_ends_the_hold(const std::string& name,
             BOOST_TEST(again == ec, again.message());
             auto [rel] = co_await l.release(tuple_awaitable);
             BOOST_TEST(rel == errc::not_held, rel.message());
+            if (new_session_expected) {
+                // The shared session (renewed every 5 s) learns at once that it is gone: the lock saw its key
+                // freed without a release of ours and asked.
+                co_await require_eventually(
+                    [&] { return !c.shared_session().is_live() || sid_of(c.shared_session()) != old_sid; }, 1000ms,
+                    "the shared session's news of its end");
+            } else {
+                BOOST_TEST(c.shared_session().is_live());
+            }
 
             const auto reacquire_started = clock_type::now();
             auto [aec] = co_await l.acquire(tuple_awaitable);
