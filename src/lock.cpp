@@ -282,11 +282,12 @@ void lock_impl::on_monitor(std::uint64_t epoch, const key_view& v)
     // Not ours any more; or ours, but acquired again since (another lock object on the same
     // session, e.g. in another client, took it over: LockIndex counts acquisitions).
     if (!v.entry || !v.entry->session || *v.entry->session != *sid || v.entry->lock_index != lock_index) {
-        // Unlocked without our release: most likely Consul ended the session (destroyed, expired, a
-        // failed check). A shared or caller's session would only learn that at its next renewal;
-        // ask now, so that the next acquisition and the session's other holds need not find out by
-        // a refused write.
-        consul::session* ask = v.entry && !v.entry->session && !own ? sess : nullptr;
+        // Taken from us without our release: often because Consul ended the session (destroyed,
+        // expired, a failed check; the key may already be someone else's or, with delete behaviour,
+        // gone). A shared or caller's session would only learn that at its next renewal: ask now
+        // (concurrent asks share one renewal), so that the next acquisition and the session's other
+        // holds need not find out by a refused write.
+        consul::session* ask = !own ? sess : nullptr;
         on_lost(epoch, make_error_code(errc::lock_lost));
         if (ask)
             ask->renew_now(asio::detached);

@@ -27,8 +27,9 @@ namespace {
 // deadline guards the hold meanwhile).
 constexpr milliseconds hold_watch_delay{25};
 
-// Attempts of a withdrawal (release) before giving up; a lost check-and-set race does not count.
+// Attempts of a withdrawal (release) before giving up; lost check-and-set races are bounded apart.
 constexpr unsigned withdraw_attempts = 4;
+constexpr unsigned withdraw_races = 32;
 
 std::string trimmed(std::string prefix)
 {
@@ -121,6 +122,7 @@ asio::awaitable<std::tuple<error_code>> withdraw(std::shared_ptr<semaphore_impl>
     error_code last;
     bool current = known.has_value(); // `known` is as Consul has it now: no read needed
     std::optional<consul::kv_entry> rec = std::move(known);
+    unsigned races = 0;
     for (unsigned failures = 0; failures < withdraw_attempts;) {
         if (!current) {
             auto q = s.query_opts();
@@ -153,8 +155,14 @@ asio::awaitable<std::tuple<error_code>> withdraw(std::shared_ptr<semaphore_impl>
             }
             co_return std::tuple{error_code{}};
         }
-        if (!ec) // the record changed since we read it: read it again
-            continue;
+        if (!ec) {
+            last = semaphore_rollback_error(r);
+            if (!last && ++races < withdraw_races)
+                continue; // the record changed since we read it: read it again
+            if (!last)
+                last = make_error_code(errc::conflict); // the record never held still
+            break; // refused (e.g. an ACL): asking again will not help
+        }
         last = ec;
         ++failures;
         if (ec != errc::indeterminate_write && ec != errc::request_timeout && !is_retryable(ec))
@@ -184,6 +192,7 @@ asio::awaitable<void> withdraw_task(std::shared_ptr<semaphore_impl> self, consul
 // Follows the prefix while held: a consistent blocking list after each change.
 asio::awaitable<void> monitor(std::weak_ptr<semaphore_impl> weak, std::uint64_t epoch, std::uint64_t index)
 {
+    co_await asio::this_coro::throw_if_cancelled(false); // stopped by monitor_stop: every wait ends with an error code
     std::shared_ptr<client_impl> cimpl;
     std::string dir;
     consul::query_options q;
@@ -363,9 +372,9 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
 
     // A withdrawal still running deletes the same contender key we are about to write: let it finish.
     if (auto pending = s.withdrawing; pending && !pending->finished) {
-        co_await wait_for(pending);
+        auto [wec] = co_await wait_for(pending);
         auto cs = co_await asio::this_coro::cancellation_state;
-        if (cancelled(cs) || s.closed)
+        if (wec == asio::error::operation_aborted || cancelled(cs) || s.closed)
             co_return op_bool{make_error_code(asio::error::operation_aborted), false};
     }
 
@@ -417,6 +426,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
                     co_return co_await hold_written(self, sess, sid, qr.results[1], std::move(quick->record));
                 if (qec) { // unknown outcome: the prefix, read consistently, will tell (we may be in the record)
                     resolve = true;
+                    tracker.reset(); // and at once, not after the next change
                     if (failed(qec))
                         break;
                 }
@@ -436,8 +446,12 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
             if (!ec && r.committed && !r.results.empty()) {
                 contender_ok = true;
                 std::vector<consul::kv_entry> tree(r.results.begin() + 1, r.results.end());
-                snap = make_semaphore_snapshot(tree, s.prefix);
+                snap = make_semaphore_snapshot(tree, s.prefix); // read by the leader in the write: resolves too
+                resolve = false;
                 failures = 0;
+            } else if (!ec && semaphore_rollback_error(r) == make_http_error(403)) {
+                result = make_http_error(403); // an ACL denies our contender key
+                break;
             } else if (!ec) {
                 // Rolled back: a key named after our session cannot be held by another one, so our
                 // session is in doubt. Ask Consul (a 404 ends it) and continue with a live one.
@@ -529,8 +543,16 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
         if (!wec && wr.committed && !wr.results.empty())
             co_return co_await hold_written(self, sess, sid, wr.results.front(), d.record);
         tracker.reset(); // list again at once
-        if (!wec)
-            continue; // raced with another contender
+        if (!wec) {
+            const auto why = semaphore_rollback_error(wr);
+            if (!why)
+                continue; // raced with another contender
+            if (failed(why) || why == make_http_error(403))
+                break;
+            pause.expires_after(delays.next(unit_random()));
+            co_await pause.async_wait(use_tuple);
+            continue;
+        }
         if (wec == errc::indeterminate_write || wec == errc::request_timeout)
             resolve = true;
         if (failed(wec) || (!resolve && !is_retryable(wec)))

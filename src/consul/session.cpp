@@ -79,10 +79,20 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     // A renew_now() in flight: concurrent callers (e.g. every lock of a shared session noticing at
     // once that its key was freed) share its answer instead of sending one renewal each.
     struct renewal {
-        explicit renewal(asio::any_io_executor ex) : done(ex, clock_type::time_point::max()) {}
+        renewal(asio::any_io_executor ex, std::uint64_t e) : done(ex, clock_type::time_point::max()), epoch(e) {}
         asio::steady_timer done;
+        std::uint64_t epoch; // of the session it renews: a later session gets a renewal of its own
         error_code ec;
         bool finished = false;
+
+        void finish(error_code e)
+        {
+            if (finished)
+                return;
+            ec = e;
+            finished = true;
+            done.cancel();
+        }
     };
     std::shared_ptr<renewal> renewing;
 
@@ -212,6 +222,7 @@ void session_impl::end_generation(error_code reason)
     ++epoch;
     renew_timer.cancel();
     watchdog.cancel();
+    renewing.reset(); // its callers still get its answer; new ones ask about the next session
     id.reset();
     last_loss = reason;
     if (current) {
@@ -290,17 +301,20 @@ asio::awaitable<std::tuple<error_code, session_id>> start_body(std::shared_ptr<s
     }
 }
 
-// The renewal behind renew_now(), shared by every caller that asks while it runs; not cancelled
-// with any of them.
-asio::awaitable<void> shared_renewal(std::shared_ptr<session_impl> s, std::shared_ptr<session_impl::renewal> mine)
+// The renewal behind renew_now(), shared by every caller that asks while it runs; registered with
+// the client (client::cancel() ends it) but not cancelled with any caller.
+asio::awaitable<std::tuple<error_code>> shared_renewal(std::shared_ptr<session_impl> s,
+                                                       std::shared_ptr<session_impl::renewal> mine, session_id sid)
 {
-    const auto sid = *s->id;
-    const auto my_epoch = s->epoch;
+    struct always_finish { // whatever happens, every waiter gets an answer
+        session_impl::renewal& r;
+        ~always_finish() { r.finish(make_error_code(asio::error::operation_aborted)); }
+    } guard{*mine};
     const auto sent = clock_type::now();
     auto [ec, entry] = co_await session_renew_body(s->client, sid, write_options{});
     if (s->renewing == mine)
         s->renewing.reset();
-    if (s->epoch != my_epoch) { // ended (or replaced) meanwhile
+    if (s->epoch != mine->epoch) { // ended (or replaced) meanwhile
         ec = ec ? ec : make_error_code(errc::not_held);
     } else if (!ec) {
         s->liveness.on_renewed(sent, entry.ttl);
@@ -309,9 +323,8 @@ asio::awaitable<void> shared_renewal(std::shared_ptr<session_impl> s, std::share
         s->liveness.on_invalidated();
         s->declare_lost(errc::session_invalidated);
     }
-    mine->ec = ec;
-    mine->finished = true;
-    mine->done.cancel();
+    mine->finish(ec);
+    co_return std::tuple{ec};
 }
 
 asio::awaitable<std::tuple<error_code>> renew_now_body(std::shared_ptr<session_impl> s)
@@ -319,10 +332,11 @@ asio::awaitable<std::tuple<error_code>> renew_now_body(std::shared_ptr<session_i
     if (!s->id)
         co_return std::tuple{make_error_code(errc::not_held)};
     auto renewal = s->renewing;
-    if (!renewal) {
-        renewal = std::make_shared<session_impl::renewal>(s->client->executor);
+    if (!renewal || renewal->epoch != s->epoch) {
+        renewal = std::make_shared<session_impl::renewal>(s->client->executor, s->epoch);
         s->renewing = renewal;
-        asio::co_spawn(s->client->executor, shared_renewal(s, renewal), asio::detached);
+        auto nobody = [](error_code) {}; // the callers wait on `renewal`
+        launch(s->client, shared_renewal(s, renewal, *s->id), asio::any_completion_handler<void(error_code)>(nobody));
     }
     if (!renewal->finished)
         co_await renewal->done.async_wait(use_tuple);

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -173,17 +174,17 @@ asio::awaitable<void> blocking_loop(std::shared_ptr<watch_state> st, std::shared
     co_await asio::this_coro::throw_if_cancelled(false);
     asio::steady_timer pause(c->executor);
     const auto stopped = [&] { return st->closed || e->stopping; };
-    bool key_changed = false; // the last reply brought a new write of the key
+    bool owner_changed = false; // the last reply showed the key taken, freed, created or deleted
     while (!stopped() && !e->subs.empty()) {
-        // Space out queries: after an error by backoff; after a wake-up that changed nothing in the
-        // key (index churn) by the token bucket. A real change (someone wrote the key) is followed
-        // at once, or a contended key would be followed ten times a second at most.
+        // Space out queries: after an error by backoff; otherwise by the token bucket, except right
+        // after a change of the key's owner, so a contended lock is followed at once (else ten times
+        // a second at most), while index churn or a key rewritten often cannot drive the loop.
         auto not_before = clock_type::now();
         if (e->failed_last)
             not_before += e->errors.next(colock::detail::unit_random());
         for (;;) {
             const auto now = clock_type::now();
-            if (stopped() || (now >= not_before && (key_changed || e->bucket.try_take(now))))
+            if (stopped() || (now >= not_before && (owner_changed || e->bucket.try_take(now))))
                 break;
             pause.expires_at(now < not_before ? not_before : e->bucket.wait_until());
             co_await pause.async_wait(use_tuple);
@@ -217,8 +218,10 @@ asio::awaitable<void> blocking_loop(std::shared_ptr<watch_state> st, std::shared
         }
         e->failed_last = false;
         e->errors.reset();
-        const auto modify_index = [](const std::optional<kv_entry>& x) { return x ? x->modify_index : 0; };
-        key_changed = e->view.known && modify_index(result.entry) != modify_index(e->view.entry);
+        const auto owner = [](const std::optional<kv_entry>& x) {
+            return std::tuple(x.has_value(), x && x->session ? x->session->str() : std::string(), x ? x->lock_index : 0);
+        };
+        owner_changed = e->view.known && owner(result.entry) != owner(e->view.entry);
         const bool changed = e->tracker.on_reply(result.meta.index) || e->view.error || !e->view.known;
         if (changed) {
             e->view.known = true;

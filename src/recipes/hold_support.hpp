@@ -41,6 +41,7 @@ inline bool cancelled(const boost::asio::cancellation_state& cs)
 }
 
 // Runs `body` to completion even if the calling coroutine is cancelled: writes whose outcome we need.
+// (Callers run under consul::detail::launch, whose throw_if_cancelled(false) lets them see the result.)
 template <class T>
 boost::asio::awaitable<T> uncancellable(boost::asio::awaitable<T> body)
 {
@@ -83,10 +84,13 @@ struct release_done {
     }
 };
 
+// Waits for a background release's first round; operation_aborted when only the wait was cancelled.
 inline boost::asio::awaitable<std::tuple<error_code>> wait_for(std::shared_ptr<release_done> done)
 {
     if (!done->finished)
         co_await done->signal.async_wait(use_tuple);
+    if (!done->finished)
+        co_return std::tuple{make_error_code(boost::asio::error::operation_aborted)};
     co_return std::tuple{done->ec};
 }
 

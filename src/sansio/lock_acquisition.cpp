@@ -1,4 +1,5 @@
 #include "sansio/lock_acquisition.hpp"
+#include "sansio/txn_rollback.hpp"
 
 #include <algorithm>
 
@@ -9,26 +10,6 @@ using std::chrono::milliseconds;
 
 namespace {
 bool contains(const std::string& text, const char* what) { return text.find(what) != std::string::npos; }
-
-// Consul's texts quote the key (`failed to lock key "k" due to lock delay`): match only what is
-// outside quotes, so that a key named "lock delay" or "session" cannot be taken for the reason.
-std::string outside_quotes(const std::string& text)
-{
-    std::string out;
-    bool quoted = false;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        if (quoted && c == '\\' && i + 1 < text.size()) {
-            ++i;
-            continue;
-        }
-        if (c == '"')
-            quoted = !quoted;
-        else if (!quoted)
-            out += c;
-    }
-    return out;
-}
 
 // Equal jitter: half the ceiling, plus a random part of the other half (never zero, never in step).
 milliseconds jittered(milliseconds ceiling, double unit_random)
@@ -176,7 +157,7 @@ void lock_acquisition::on_write(error_code ec, const consul::txn_result& result)
     }
     // Which operation failed: a guard (the key is not as we assumed) or the lock itself.
     const bool lock_failed = result.errors.front().op_index + 1 == ops_.size();
-    const auto what = outside_quotes(result.errors.front().what);
+    const auto what = rollback_reason(result.errors.front().what);
     if (lock_failed && contains(what, "lock delay")) {
         if (params_.try_once) {
             step_ = acquire_step::not_acquired;

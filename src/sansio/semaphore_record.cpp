@@ -1,4 +1,5 @@
 #include "sansio/semaphore_record.hpp"
+#include "sansio/txn_rollback.hpp"
 
 #include <colock/semaphore_options.hpp>
 
@@ -151,6 +152,18 @@ std::optional<semaphore_removal> semaphore_record_without(const std::optional<co
     r.cas_index = record_entry->modify_index;
     r.record = encode_semaphore_record(rec);
     return r;
+}
+
+error_code semaphore_rollback_error(const consul::txn_result& r)
+{
+    if (r.errors.empty())
+        return make_error_code(errc::bad_response);
+    const auto why = rollback_reason(r.errors.front().what);
+    if (why.find("index is stale") != std::string::npos)
+        return {};
+    if (why.find("ermission denied") != std::string::npos)
+        return make_http_error(403);
+    return make_error_code(errc::conflict);
 }
 
 } // namespace colock::detail

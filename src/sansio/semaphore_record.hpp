@@ -6,6 +6,7 @@
 // whether to take a slot, wait, or fail.
 
 #include <colock/consul/kv.hpp>
+#include <colock/consul/txn.hpp>
 #include <colock/error.hpp>
 
 #include <cstdint>
@@ -76,6 +77,10 @@ struct semaphore_removal {
 };
 std::optional<semaphore_removal> semaphore_record_without(const std::optional<consul::kv_entry>& record_entry,
                                                           std::uint32_t limit, std::string_view sid);
+
+// Why a semaphore write rolled back: no error when our check-and-set lost a race (read again and
+// retry), HTTP 403 when an ACL denies the write, errc::conflict otherwise (never retried at once).
+error_code semaphore_rollback_error(const consul::txn_result& r);
 
 } // namespace colock::detail
 

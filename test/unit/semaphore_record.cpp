@@ -271,3 +271,34 @@ BOOST_AUTO_TEST_CASE(anything_doubtful_goes_the_full_way)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(semaphore_rollbacks)
+
+colock::consul::txn_result rolled_back(const std::string& what)
+{
+    colock::consul::txn_result r;
+    r.committed = false;
+    colock::consul::txn_error e;
+    e.op_index = 0;
+    e.what = what;
+    r.errors.push_back(e);
+    return r;
+}
+
+BOOST_AUTO_TEST_CASE(only_a_stale_index_is_a_race_to_retry)
+{
+    BOOST_TEST(!semaphore_rollback_error(rolled_back(R"(failed to set key "sem/.lock", index is stale)")));
+    BOOST_TEST(semaphore_rollback_error(rolled_back("Permission denied")) == colock::make_http_error(403));
+    BOOST_TEST(semaphore_rollback_error(rolled_back(R"(failed to delete key "sem/x": Permission denied)")) ==
+               colock::make_http_error(403));
+    BOOST_TEST(semaphore_rollback_error(rolled_back(R"(failed to lock key "sem/x", lock is already held)")) ==
+               errc::conflict);
+    // A key named like the reason is not the reason.
+    BOOST_TEST(semaphore_rollback_error(rolled_back(R"(failed to delete key "index is stale": Permission denied)")) ==
+               colock::make_http_error(403));
+    BOOST_TEST(semaphore_rollback_error(rolled_back(R"(failed to lock key "index is stale", invalid session)")) ==
+               errc::conflict);
+    BOOST_TEST(semaphore_rollback_error(colock::consul::txn_result{}) == errc::bad_response);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
