@@ -106,9 +106,7 @@ asio::awaitable<std::tuple<error_code>> proclaim_body(std::shared_ptr<election_i
 
     s.proclaiming = true;
     auto ops = proclaim_ops(s.key, *holder, value);
-    consul::write_options wo;
-    static_cast<consul::request_options&>(wo) = s.options.lock.request;
-    wo.diag = nullptr;
+    const auto wo = recipe_write_options(s.options.lock.request);
     auto [ec, r] = co_await uncancellable(consul::detail::txn_body(s.cimpl, std::move(ops), wo));
     s.proclaiming = false;
     if (ec)
@@ -127,9 +125,7 @@ asio::awaitable<std::tuple<error_code>> proclaim_body(std::shared_ptr<election_i
 asio::awaitable<leader_result> leader_body(std::shared_ptr<election_impl> self)
 {
     auto& s = *self;
-    consul::query_options q;
-    static_cast<consul::request_options&>(q) = s.options.lock.request;
-    q.diag = nullptr;
+    auto q = recipe_query_options(s.options.lock.request);
     q.consistency = consul::consistency_mode::consistent;
     auto [ec, r] = co_await consul::detail::kv_get_body(s.cimpl, s.key, q);
     if (ec)

@@ -83,20 +83,8 @@ struct lock_impl : std::enable_shared_from_this<lock_impl> {
     }
     std::uint64_t lock_index = 0; // of the current hold: another acquisition changes it
 
-    consul::write_options write_opts() const
-    {
-        consul::write_options w;
-        static_cast<consul::request_options&>(w) = options.request;
-        w.diag = nullptr;
-        return w;
-    }
-    consul::query_options query_opts() const
-    {
-        consul::query_options q;
-        static_cast<consul::request_options&>(q) = options.request;
-        q.diag = nullptr;
-        return q;
-    }
+    consul::write_options write_opts() const { return recipe_write_options(options.request); }
+    consul::query_options query_opts() const { return recipe_query_options(options.request); }
 
     consul::session& session_for_acquire()
     {
@@ -256,7 +244,7 @@ void lock_impl::become_held(consul::session& s, const consul::session_id& id, st
         },
         seed);
 
-    if (!s.is_live() || s.id() != id) { // lost (or replaced) before we could listen
+    if (!session_still_live(&s, id)) { // lost (or replaced) before we could listen
         on_lost(epoch, make_error_code(errc::session_expired));
         return;
     }
@@ -345,7 +333,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
     if (s.state == lock_impl::phase::held) {
         if (!s.options.reentrant)
             co_return op_bool{make_error_code(errc::already_held), false};
-        if (!s.sess || !s.sess->is_live() || s.sess->id() != s.sid) // past the deadline: no new claims
+        if (!session_still_live(s.sess, *s.sid)) // past the deadline: no new claims
             co_return op_bool{make_error_code(errc::session_expired), false};
         ++s.count;
         co_return op_bool{error_code{}, true};
@@ -539,12 +527,7 @@ asio::awaitable<std::tuple<error_code>> release_body(std::shared_ptr<lock_impl> 
     }
     auto done = std::make_shared<release_done>(s.cimpl->executor);
     s.release_in_background(done);
-    if (!done->finished)
-        co_await done->signal.async_wait(use_tuple);
-    auto cs = co_await asio::this_coro::cancellation_state;
-    if (!done->finished && cancelled(cs))
-        co_return std::tuple{make_error_code(asio::error::operation_aborted)};
-    co_return std::tuple{done->ec};
+    co_return co_await wait_for(done);
 }
 
 } // namespace
@@ -606,7 +589,7 @@ void lock::lost_impl(asio::any_completion_handler<void(error_code, error_code)> 
 bool lock::is_held() const noexcept
 {
     const auto& s = *impl_;
-    return s.state == detail::lock_impl::phase::held && s.sess && s.sess->is_live() && s.sess->id() == s.sid;
+    return s.state == detail::lock_impl::phase::held && s.sid && detail::session_still_live(s.sess, *s.sid);
 }
 
 std::uint64_t lock::fencing_token() const noexcept { return is_held() ? impl_->token : 0; }

@@ -75,20 +75,8 @@ struct semaphore_impl : std::enable_shared_from_this<semaphore_impl> {
     std::string record_key() const { return prefix + "/.lock"; }
     std::string contender_key(const consul::session_id& id) const { return dir() + id.str(); }
 
-    consul::write_options write_opts() const
-    {
-        consul::write_options w;
-        static_cast<consul::request_options&>(w) = options.request;
-        w.diag = nullptr;
-        return w;
-    }
-    consul::query_options query_opts() const
-    {
-        consul::query_options q;
-        static_cast<consul::request_options&>(q) = options.request;
-        q.diag = nullptr;
-        return q;
-    }
+    consul::write_options write_opts() const { return recipe_write_options(options.request); }
+    consul::query_options query_opts() const { return recipe_query_options(options.request); }
 
     consul::session& session_for_acquire()
     {
@@ -105,6 +93,8 @@ struct semaphore_impl : std::enable_shared_from_this<semaphore_impl> {
     void end_hold(error_code reason);
     void withdraw_in_background(consul::session_id id, std::optional<consul::kv_entry> known,
                                 std::unique_ptr<consul::session> retire, std::shared_ptr<release_done> done);
+    // Ends the hold and gives the slot back in the background (release(), destruction).
+    void release_in_background(std::unique_ptr<consul::session> retire, std::shared_ptr<release_done> done);
 };
 
 namespace {
@@ -258,7 +248,7 @@ void semaphore_impl::become_held(consul::session& s, const consul::session_id& i
     std::weak_ptr<semaphore_impl> weak = shared_from_this();
     asio::co_spawn(cimpl->executor, monitor(weak, epoch, token),
                    asio::bind_cancellation_slot(monitor_stop.slot(), asio::detached));
-    if (!s.is_live() || s.id() != id) { // lost (or replaced) before we could listen
+    if (!session_still_live(&s, id)) { // lost (or replaced) before we could listen
         on_lost(epoch, make_error_code(errc::session_expired));
         return;
     }
@@ -324,6 +314,14 @@ void semaphore_impl::withdraw_in_background(consul::session_id id, std::optional
     asio::co_spawn(cimpl->executor,
                    withdraw_task(shared_from_this(), std::move(id), std::move(known), std::move(retire), std::move(done)),
                    asio::detached);
+}
+
+void semaphore_impl::release_in_background(std::unique_ptr<consul::session> retire, std::shared_ptr<release_done> done)
+{
+    const auto id = *sid;
+    auto known = record;
+    end_hold(make_error_code(errc::not_held));
+    withdraw_in_background(id, std::move(known), std::move(retire), std::move(done));
 }
 
 namespace {
@@ -582,17 +580,9 @@ asio::awaitable<std::tuple<error_code>> release_body(std::shared_ptr<semaphore_i
     auto& s = *self;
     if (s.state != semaphore_impl::phase::held)
         co_return std::tuple{make_error_code(errc::not_held)};
-    const auto id = *s.sid;
-    auto known = s.record;
     auto done = std::make_shared<release_done>(s.cimpl->executor);
-    s.end_hold(make_error_code(errc::not_held));
-    s.withdraw_in_background(id, std::move(known), nullptr, done);
-    if (!done->finished)
-        co_await done->signal.async_wait(use_tuple);
-    auto cs = co_await asio::this_coro::cancellation_state;
-    if (!done->finished && cancelled(cs))
-        co_return std::tuple{make_error_code(asio::error::operation_aborted)};
-    co_return std::tuple{done->ec};
+    s.release_in_background(nullptr, done);
+    co_return co_await wait_for(done);
 }
 
 } // namespace
@@ -615,13 +605,8 @@ semaphore::~semaphore()
     s.closed = true;
     if (s.acquire_pending)
         s.acquire_stop.emit(asio::cancellation_type::terminal);
-    if (s.state == detail::semaphore_impl::phase::held) {
-        const auto id = *s.sid;
-        auto known = s.record;
-        s.end_hold(make_error_code(errc::not_held));
-        auto done = std::make_shared<detail::release_done>(s.cimpl->executor);
-        s.withdraw_in_background(id, std::move(known), std::move(s.own), done);
-    }
+    if (s.state == detail::semaphore_impl::phase::held) // our own session ends once the slot is given back
+        s.release_in_background(std::move(s.own), std::make_shared<detail::release_done>(s.cimpl->executor));
     s.client = nullptr;
 }
 
@@ -650,7 +635,7 @@ void semaphore::lost_impl(asio::any_completion_handler<void(error_code, error_co
 bool semaphore::is_held() const noexcept
 {
     const auto& s = *impl_;
-    return s.state == detail::semaphore_impl::phase::held && s.sess && s.sess->is_live() && s.sess->id() == s.sid;
+    return s.state == detail::semaphore_impl::phase::held && s.sid && detail::session_still_live(s.sess, *s.sid);
 }
 
 std::uint64_t semaphore::fencing_token() const noexcept { return is_held() ? impl_->token : 0; }

@@ -1,10 +1,14 @@
 #ifndef COLOCK_SRC_RECIPES_HOLD_SUPPORT_HPP
 #define COLOCK_SRC_RECIPES_HOLD_SUPPORT_HPP
 
-// Pieces every holding recipe (lock, semaphore) shares: the end-of-hold broadcast behind lost(),
-// writes that must finish although their caller is cancelled, and the wrapper that lets both the
-// caller's cancellation and the object's destruction stop a pending acquire.
+// Pieces every holding recipe (lock, semaphore, election) shares: the options of its requests, the
+// liveness of its session, the end-of-hold broadcast behind lost(), writes that must finish although
+// their caller is cancelled, and the wrapper that lets both the caller's cancellation and the
+// object's destruction stop a pending acquire.
 
+#include <colock/consul/query.hpp>
+#include <colock/consul/session.hpp>
+#include <colock/consul/session_id.hpp>
 #include <colock/error.hpp>
 
 #include "consul/op.hpp"
@@ -34,6 +38,30 @@
 namespace colock::detail {
 
 inline constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+
+// A recipe's requests carry the caller's token, datacenter, namespace and partition, never the
+// caller's per-call diagnostics (a recipe's requests outlive any one call).
+inline consul::write_options recipe_write_options(const consul::request_options& request)
+{
+    consul::write_options w;
+    static_cast<consul::request_options&>(w) = request;
+    w.diag = nullptr;
+    return w;
+}
+inline consul::query_options recipe_query_options(const consul::request_options& request)
+{
+    consul::query_options q;
+    static_cast<consul::request_options&>(q) = request;
+    q.diag = nullptr;
+    return q;
+}
+
+// Whether `sess` is still the live session `id` (past its fail-safe deadline it is not): what a
+// hold on it may still claim.
+inline bool session_still_live(const consul::session* sess, const consul::session_id& id)
+{
+    return sess && sess->is_live() && sess->id() == id;
+}
 
 inline bool cancelled(const boost::asio::cancellation_state& cs)
 {
