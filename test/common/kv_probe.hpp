@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -111,6 +112,46 @@ inline bool raw_lock_write(const std::string& key, const char* verb, const std::
         throw std::runtime_error(std::string("kv probe: ") + verb + " answered " + std::to_string(r.status) + ": " +
                                  r.body);
     return r.body.find("true") != std::string::npos;
+}
+
+/// `<prefix>/.lock`, a semaphore's record, as Consul stores it.
+struct semaphore_record_state {
+    bool exists = false;
+    std::uint64_t flags = 0;
+    std::int64_t limit = 0;
+    std::set<std::string> holders; ///< every key of Holders, whatever its value (as Go counts them)
+};
+
+inline semaphore_record_state read_semaphore_record(const std::string& prefix)
+{
+    semaphore_record_state r;
+    const auto key = read_key(prefix + "/.lock");
+    const auto value = raw_value(prefix + "/.lock");
+    if (!key.exists || !value)
+        return r;
+    r.exists = true;
+    r.flags = key.flags;
+    if (value->empty())
+        return r;
+    const auto v = boost::json::parse(*value);
+    const auto& o = v.as_object();
+    r.limit = o.at("Limit").to_number<std::int64_t>();
+    if (const auto* h = o.if_contains("Holders"); h && h->is_object())
+        for (const auto& kv : h->as_object())
+            r.holders.emplace(kv.key());
+    return r;
+}
+
+/// The sessions of a semaphore's contender keys under `prefix` (every key but `.lock`).
+inline std::set<std::string> contender_sessions(const std::string& prefix)
+{
+    std::set<std::string> out;
+    for (const auto& k : consul_agent::instance().keys_under(prefix + "/")) {
+        const auto name = k.substr(k.rfind('/') + 1);
+        if (name != ".lock")
+            out.insert(name);
+    }
+    return out;
 }
 
 } // namespace colock::test

@@ -5,6 +5,7 @@
 // and quick to hand over, the common expectations on one lock, and polls with deadlines over what Consul shows.
 
 #include <colock/consul/client.hpp>
+#include <colock/consul/session.hpp>
 #include <colock/lock.hpp>
 #include <colock/semaphore.hpp>
 
@@ -37,6 +38,21 @@ inline consul::client_options lock_client(const std::string& session_name,
     o.shared_session.ttl = ttl;
     o.shared_session.lock_delay = std::chrono::milliseconds(0);
     o.shared_session.node_checks = std::vector<std::string>{};
+    return o;
+}
+
+/// The session id a lock, semaphore or session holds, as Consul writes it in keys ("" when none).
+inline std::string sid_of(const lock& l) { return l.session_id() ? l.session_id()->str() : std::string(); }
+inline std::string sid_of(const semaphore& s) { return s.session_id() ? s.session_id()->str() : std::string(); }
+inline std::string sid_of(const consul::session& s) { return s.id() ? s.id()->str() : std::string(); }
+
+/// Semaphore options whose own session is named `name` (so a test can find it, and check none is left) with
+/// TTL `ttl`.
+inline semaphore_options named_session(const std::string& name, std::chrono::milliseconds ttl = std::chrono::seconds(10))
+{
+    semaphore_options o;
+    o.own_session.name = name;
+    o.own_session.ttl = ttl;
     return o;
 }
 

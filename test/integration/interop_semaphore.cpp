@@ -41,56 +41,6 @@ namespace {
 
 consul_agent& agent() { return consul_agent::instance(); }
 
-// `<prefix>/.lock` as Consul shows it.
-struct semaphore_record {
-    bool exists = false;
-    std::uint64_t flags = 0;
-    std::int64_t limit = 0;
-    std::set<std::string> holders;
-};
-
-semaphore_record read_record(const std::string& prefix)
-{
-    semaphore_record r;
-    const auto key = read_key(prefix + "/.lock");
-    const auto value = raw_value(prefix + "/.lock");
-    if (!key.exists || !value)
-        return r;
-    r.exists = true;
-    r.flags = key.flags;
-    const auto v = boost::json::parse(*value);
-    const auto& o = v.as_object();
-    r.limit = o.at("Limit").to_number<std::int64_t>();
-    if (const auto* h = o.if_contains("Holders"); h && h->is_object())
-        for (const auto& [sid, held] : h->as_object())
-            if (held.is_bool() && held.as_bool())
-                r.holders.insert(std::string(sid));
-    return r;
-}
-
-// The sessions of the contender keys under `prefix` (every key but `.lock`).
-std::set<std::string> contender_sessions(const std::string& prefix)
-{
-    std::set<std::string> out;
-    for (const auto& k : agent().keys_under(prefix + "/")) {
-        const auto name = k.substr(k.rfind('/') + 1);
-        if (name != ".lock")
-            out.insert(name);
-    }
-    return out;
-}
-
-// A colock semaphore whose own session is named `name` (so the test can find it) with TTL `ttl`.
-semaphore_options named_session(const std::string& name, std::chrono::milliseconds ttl = 10s)
-{
-    semaphore_options o;
-    o.own_session.name = name;
-    o.own_session.ttl = ttl;
-    return o;
-}
-
-std::string sid_of(const semaphore& s) { return s.session_id() ? s.session_id()->str() : std::string(); }
-
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(test_interop_semaphore)
@@ -162,7 +112,7 @@ BOOST_AUTO_TEST_CASE(go_and_colock_contenders_share_a_two_slot_semaphore_200_tim
     BOOST_TEST(has_violation(tighter, std::to_string(limit) + " inside at once"), tighter.summary());
 
     // Nothing left behind: the record has no holders and every contender key went with its session.
-    const auto record = read_record(prefix);
+    const auto record = read_semaphore_record(prefix);
     BOOST_TEST(record.exists);
     BOOST_TEST(record.flags == semaphore_flags);
     BOOST_TEST(record.limit == static_cast<std::int64_t>(limit));
@@ -227,7 +177,7 @@ BOOST_AUTO_TEST_CASE(each_side_waits_for_a_semaphore_the_other_side_fills_and_fo
             // Go holds the only slot: colock waits, and follows as soon as Go releases.
             auto go = start_go_semaphore(dir, prefix, 1, "go-holder", 1, round_timing{}, "10s", {"-until-signal"});
             co_await require_eventually([&] { return go_peer_holds(*go); }, 15s, "the Go peer holds the slot");
-            const auto go_record = read_record(prefix);
+            const auto go_record = read_semaphore_record(prefix);
             BOOST_TEST_REQUIRE(go_record.holders.size() == 1u);
             BOOST_TEST(go_record.limit == 1);
             BOOST_TEST(go_record.flags == semaphore_flags);
@@ -245,7 +195,7 @@ BOOST_AUTO_TEST_CASE(each_side_waits_for_a_semaphore_the_other_side_fills_and_fo
             BOOST_TEST_MESSAGE("colock took the slot " << ms_between(released_at, done->at)
                                                        << " ms after SIGTERM to the Go holder");
             BOOST_TEST(ms_between(released_at, done->at) < 2000);
-            BOOST_TEST((read_record(prefix).holders == std::set<std::string>{sid_of(s)}));
+            BOOST_TEST((read_semaphore_record(prefix).holders == std::set<std::string>{sid_of(s)}));
             const bool go_ended = co_await wait_for_exit(*go, 10s);
             BOOST_TEST(go_ended);
             BOOST_TEST(go->exit_code().value_or(-1) == 0, go->output());
@@ -260,7 +210,7 @@ BOOST_AUTO_TEST_CASE(each_side_waits_for_a_semaphore_the_other_side_fills_and_fo
             BOOST_TEST_REQUIRE(!rec, rec.message());
             co_await require_eventually([&] { return go_peer_holds(*waiter); }, 5s, "Go's Acquire after colock's release");
             BOOST_TEST_MESSAGE("Go took the slot within " << ms_since(given_back_at) << " ms of colock's release");
-            const auto after = read_record(prefix);
+            const auto after = read_semaphore_record(prefix);
             BOOST_TEST(after.holders.size() == 1u);
             BOOST_TEST(!after.holders.contains(sid_of(s)));
             waiter->signal(SIGTERM);
@@ -289,7 +239,7 @@ BOOST_AUTO_TEST_CASE(a_killed_go_holder_is_pruned_by_colock_once_its_session_is_
             const auto go_sessions = contender_sessions(prefix);
             BOOST_TEST_REQUIRE(go_sessions.size() == 1u);
             const auto go_sid = *go_sessions.begin();
-            BOOST_TEST((read_record(prefix).holders == std::set<std::string>{go_sid}));
+            BOOST_TEST((read_semaphore_record(prefix).holders == std::set<std::string>{go_sid}));
 
             client c(ioc.get_executor(), lock_client(base));
             semaphore s(c, prefix, 1, named_session(base + "colock"));
@@ -308,7 +258,7 @@ BOOST_AUTO_TEST_CASE(a_killed_go_holder_is_pruned_by_colock_once_its_session_is_
             BOOST_TEST_MESSAGE("colock took the slot " << ms_between(killed_at, done->at)
                                                        << " ms after the Go holder was killed (session TTL 2 s)");
             // The dead holder is gone from the record (pruned by colock's write), and so are its session and key.
-            const auto record = read_record(prefix);
+            const auto record = read_semaphore_record(prefix);
             BOOST_TEST((record.holders == std::set<std::string>{sid_of(s)}));
             BOOST_TEST(!record.holders.contains(go_sid));
             BOOST_TEST((contender_sessions(prefix) == std::set<std::string>{sid_of(s)}));
@@ -334,7 +284,7 @@ BOOST_AUTO_TEST_CASE(a_colock_holder_whose_session_an_operator_destroys_is_prune
             auto [ec] = co_await s.acquire(tuple_awaitable);
             BOOST_TEST_REQUIRE(!ec, ec.message());
             const auto sid = sid_of(s);
-            BOOST_TEST((read_record(prefix).holders == std::set<std::string>{sid}));
+            BOOST_TEST((read_semaphore_record(prefix).holders == std::set<std::string>{sid}));
 
             auto go = start_go_semaphore(dir, prefix, 1, "go-waiter", 1, round_timing{}, "10s", {"-until-signal"});
             co_await sleep_for(1000ms);
@@ -348,7 +298,7 @@ BOOST_AUTO_TEST_CASE(a_colock_holder_whose_session_an_operator_destroys_is_prune
             BOOST_TEST(!lec, lec.message());
             BOOST_TEST(reason != error_code(), "lost() gave no reason");
             BOOST_TEST(!s.is_held());
-            const auto record = read_record(prefix);
+            const auto record = read_semaphore_record(prefix);
             BOOST_TEST(record.holders.size() == 1u);
             BOOST_TEST(!record.holders.contains(sid));
             go->signal(SIGTERM);
@@ -384,9 +334,9 @@ BOOST_AUTO_TEST_CASE(both_refuse_a_record_with_another_limit_or_a_key_that_is_no
                 auto [rec] = co_await s.release(tuple_awaitable);
                 BOOST_TEST_REQUIRE(!rec, rec.message());
             }
-            BOOST_TEST(read_record(go_made).limit == 2);
-            BOOST_TEST(read_record(colock_made).limit == 2);
-            BOOST_TEST(read_record(colock_made).flags == semaphore_flags);
+            BOOST_TEST(read_semaphore_record(go_made).limit == 2);
+            BOOST_TEST(read_semaphore_record(colock_made).limit == 2);
+            BOOST_TEST(read_semaphore_record(colock_made).flags == semaphore_flags);
 
             for (const auto& prefix : {go_made, colock_made}) {
                 BOOST_TEST_CONTEXT("record made at " << prefix)
@@ -401,7 +351,7 @@ BOOST_AUTO_TEST_CASE(both_refuse_a_record_with_another_limit_or_a_key_that_is_no
                     BOOST_TEST(go->exit_code().value_or(-1) == 1, go->output());
                     BOOST_TEST(go->output().find("semaphore limit conflict (lock: 2, local: 3)") != std::string::npos,
                                go->output());
-                    const auto record = read_record(prefix);
+                    const auto record = read_semaphore_record(prefix);
                     BOOST_TEST(record.limit == 2);
                     BOOST_TEST(record.holders.empty());
                 }

@@ -43,10 +43,6 @@ namespace {
 
 consul_agent& agent() { return consul_agent::instance(); }
 
-// The lock's (or session's) id as Consul writes it in the key ("" when none).
-std::string sid_of(const lock& l) { return l.session_id() ? l.session_id()->str() : std::string(); }
-std::string sid_of(const session& s) { return s.id() ? s.id()->str() : std::string(); }
-
 // Keeps checking for `window` that `key` is not locked by anyone (a cancelled or destroyed waiter must not take it
 // later); returns the first session seen holding it, or "".
 asio::awaitable<std::string> stays_unlocked(const std::string& key, std::chrono::milliseconds window)

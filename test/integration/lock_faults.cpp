@@ -40,8 +40,6 @@ consul_agent& agent() { return consul_agent::instance(); }
 // What the acquire's write carries (a read-only txn has no such operation).
 constexpr std::string_view lock_write = R"("Verb":"lock")";
 
-std::string sid_of(const lock& l) { return l.session_id() ? l.session_id()->str() : std::string(); }
-
 // Puts the proxy back to pass however the test body ends, so the client's background clean-up can reach the agent.
 struct heal_on_exit {
     tcp_proxy& proxy;

@@ -36,36 +36,6 @@ namespace {
 
 consul_agent& agent() { return consul_agent::instance(); }
 
-// Options whose own session is named after the test (so the harness can check none is left) and short-lived.
-semaphore_options named(const std::string& name, std::chrono::milliseconds ttl = 10s)
-{
-    semaphore_options o;
-    o.own_session.name = name;
-    o.own_session.ttl = ttl;
-    return o;
-}
-
-// The holders of `<prefix>/.lock` as Consul stores them (empty when there is no record).
-std::set<std::string> holders_of(const std::string& prefix)
-{
-    std::set<std::string> out;
-    const auto value = raw_value(prefix + "/.lock");
-    if (!value || value->empty())
-        return out;
-    const auto doc = boost::json::parse(*value).as_object();
-    if (const auto* h = doc.if_contains("Holders"); h && h->is_object())
-        for (const auto& kv : h->as_object())
-            out.emplace(kv.key());
-    return out;
-}
-
-std::int64_t limit_of(const std::string& prefix)
-{
-    return boost::json::parse(raw_value(prefix + "/.lock").value()).as_object().at("Limit").as_int64();
-}
-
-std::string sid_of(const semaphore& s) { return s.session_id() ? s.session_id()->str() : std::string(); }
-
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(test_semaphore)
@@ -78,7 +48,7 @@ BOOST_AUTO_TEST_CASE(acquire_writes_gos_layout_and_release_removes_it)
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
         {
             client c(ioc.get_executor(), lock_client(name));
-            auto opts = named(name);
+            auto opts = named_session(name);
             opts.value = "worker 1";
             semaphore s(c, prefix + "/", 2, opts); // a trailing '/' is ignored, as by Go
             BOOST_TEST(s.prefix() == prefix);
@@ -102,15 +72,15 @@ BOOST_AUTO_TEST_CASE(acquire_writes_gos_layout_and_release_removes_it)
             BOOST_TEST(rec.session.empty());
             BOOST_TEST(rec.flags == semaphore_flags);
             BOOST_TEST(rec.modify_index == s.fencing_token());
-            BOOST_TEST(limit_of(prefix) == 2);
-            BOOST_TEST((holders_of(prefix) == std::set<std::string>{sid}));
+            BOOST_TEST(read_semaphore_record(prefix).limit == 2);
+            BOOST_TEST((read_semaphore_record(prefix).holders == std::set<std::string>{sid}));
             BOOST_TEST((s.deadline() > clock_type::now()));
 
             auto [again] = co_await s.acquire(tuple_awaitable);
             BOOST_TEST(again == errc::already_held);
 
             co_await expect_released(s);
-            BOOST_TEST(holders_of(prefix).empty());
+            BOOST_TEST(read_semaphore_record(prefix).holders.empty());
             BOOST_TEST(!read_key(prefix + "/" + sid).exists);
             BOOST_TEST(read_key(prefix + "/.lock").exists); // the record stays (as Go leaves it)
             ran = true;
@@ -128,9 +98,9 @@ BOOST_AUTO_TEST_CASE(never_more_holders_than_the_limit_and_a_waiter_gets_a_freed
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
         client c1(ioc.get_executor(), lock_client(name));
         client c2(ioc.get_executor(), lock_client(name));
-        semaphore a(c1, prefix, 2, named(name));
-        semaphore b(c2, prefix, 2, named(name));
-        semaphore w(c2, prefix, 2, named(name)); // same client as b, its own session
+        semaphore a(c1, prefix, 2, named_session(name));
+        semaphore b(c2, prefix, 2, named_session(name));
+        semaphore w(c2, prefix, 2, named_session(name)); // same client as b, its own session
         co_await expect_acquired(a);
         co_await expect_acquired(b);
         BOOST_TEST(b.fencing_token() > a.fencing_token());
@@ -142,7 +112,7 @@ BOOST_AUTO_TEST_CASE(never_more_holders_than_the_limit_and_a_waiter_gets_a_freed
         w.acquire(record_into(waited));
         co_await sleep_for(300ms); // time-based: the waiter must still be waiting while both slots are held
         BOOST_TEST(!waited->done);
-        BOOST_TEST(holders_of(prefix).size() == 2u);
+        BOOST_TEST(read_semaphore_record(prefix).holders.size() == 2u);
 
         const auto released_at = clock_type::now();
         co_await expect_released(a);
@@ -151,7 +121,7 @@ BOOST_AUTO_TEST_CASE(never_more_holders_than_the_limit_and_a_waiter_gets_a_freed
         BOOST_TEST(w.is_held());
         BOOST_TEST(w.fencing_token() > b.fencing_token());
         BOOST_TEST_MESSAGE("freed slot taken " << ms_between(released_at, waited->at) << " ms after the release");
-        const auto h = holders_of(prefix);
+        const auto h = read_semaphore_record(prefix).holders;
         BOOST_TEST(h.size() == 2u);
         BOOST_TEST(h.count(sid_of(b)) == 1u);
         BOOST_TEST(h.count(sid_of(w)) == 1u);
@@ -176,13 +146,13 @@ BOOST_AUTO_TEST_CASE(many_contenders_never_exceed_the_limit_and_tokens_are_uniqu
             client c2(ioc.get_executor(), lock_client(name));
             std::vector<std::unique_ptr<semaphore>> sems;
             for (int i = 0; i < contenders; ++i)
-                sems.push_back(std::make_unique<semaphore>(i % 2 ? c1 : c2, prefix, 2, named(name)));
+                sems.push_back(std::make_unique<semaphore>(i % 2 ? c1 : c2, prefix, 2, named_session(name)));
             auto worker = [&](semaphore& s) -> asio::awaitable<void> {
                 for (int r = 0; r < rounds; ++r) {
                     co_await expect_acquired(s);
                     tokens.insert(s.fencing_token());
                     most = std::max(most, ++inside);
-                    BOOST_TEST(holders_of(prefix).size() <= 2u);
+                    BOOST_TEST(read_semaphore_record(prefix).holders.size() <= 2u);
                     co_await sleep_for(20ms);
                     --inside;
                     co_await expect_released(s);
@@ -214,10 +184,10 @@ BOOST_AUTO_TEST_CASE(a_dead_holder_is_pruned_and_a_sibling_prefix_never_counts)
         put_key(prefix + "2/.lock", R"({"Limit":1,"Holders":{")" + sibling_session + R"(":true}})", semaphore_flags);
 
         client c(ioc.get_executor(), lock_client(name));
-        semaphore s(c, prefix, 1, named(name));
+        semaphore s(c, prefix, 1, named_session(name));
         co_await expect_taken(s);
-        BOOST_TEST((holders_of(prefix) == std::set<std::string>{sid_of(s)})); // the dead one is gone
-        BOOST_TEST((holders_of(prefix + "2") == std::set<std::string>{sibling_session})); // untouched
+        BOOST_TEST((read_semaphore_record(prefix).holders == std::set<std::string>{sid_of(s)})); // the dead one is gone
+        BOOST_TEST((read_semaphore_record(prefix + "2").holders == std::set<std::string>{sibling_session})); // untouched
         co_await expect_released(s);
         destroy_session(sibling_session);
         delete_key(prefix + "2/.lock");
@@ -235,7 +205,7 @@ BOOST_AUTO_TEST_CASE(limit_and_flag_conflicts_fail_clearly_and_leave_nothing)
         const auto other_limit = name + "limit";
         put_key(other_limit + "/.lock", R"({"Limit":3,"Holders":{}})", semaphore_flags);
         {
-            semaphore s(c, other_limit, 2, named(name));
+            semaphore s(c, other_limit, 2, named_session(name));
             auto [ec] = co_await s.acquire(tuple_awaitable);
             BOOST_TEST(ec == errc::limit_conflict, ec.message());
             BOOST_TEST(!s.is_held());
@@ -243,15 +213,15 @@ BOOST_AUTO_TEST_CASE(limit_and_flag_conflicts_fail_clearly_and_leave_nothing)
         const auto a_lock = name + "lock"; // `consul lock` (-n 1) uses `<prefix>/.lock` with the lock flags
         put_key(a_lock + "/.lock", "", lock_flags);
         {
-            semaphore s(c, a_lock, 2, named(name));
+            semaphore s(c, a_lock, 2, named_session(name));
             auto [ec] = co_await s.acquire(tuple_awaitable);
             BOOST_TEST(ec == errc::conflict, ec.message());
         }
         {
-            semaphore zero(c, name + "zero", 0, named(name));
+            semaphore zero(c, name + "zero", 0, named_session(name));
             auto [ec] = co_await zero.acquire(tuple_awaitable);
             BOOST_TEST(ec == errc::invalid_argument);
-            semaphore unnamed(c, "/", 1, named(name));
+            semaphore unnamed(c, "/", 1, named_session(name));
             auto [ec2] = co_await unnamed.acquire(tuple_awaitable);
             BOOST_TEST(ec2 == errc::invalid_argument);
         }
@@ -272,8 +242,8 @@ BOOST_AUTO_TEST_CASE(a_cancelled_waiter_leaves_nothing_behind)
     bool ran = false;
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
         client c(ioc.get_executor(), lock_client(name));
-        semaphore holder(c, prefix, 1, named(name));
-        semaphore waiter(c, prefix, 1, named(name));
+        semaphore holder(c, prefix, 1, named_session(name));
+        semaphore waiter(c, prefix, 1, named_session(name));
         co_await expect_acquired(holder);
         asio::cancellation_signal stop;
         auto waited = std::make_shared<completion>();
@@ -290,7 +260,7 @@ BOOST_AUTO_TEST_CASE(a_cancelled_waiter_leaves_nothing_behind)
         // Only the holder's key and the record remain.
         auto keys = boost::json::parse(agent().request("GET", "/v1/kv/" + prefix + "/?keys").body).as_array();
         BOOST_TEST(keys.size() == 2u);
-        BOOST_TEST((holders_of(prefix) == std::set<std::string>{sid_of(holder)}));
+        BOOST_TEST((read_semaphore_record(prefix).holders == std::set<std::string>{sid_of(holder)}));
         co_await expect_released(holder);
         ran = true;
     });
@@ -304,7 +274,7 @@ BOOST_AUTO_TEST_CASE(loss_is_reported_when_removed_from_the_record_or_the_sessio
     bool ran = false;
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
         client c(ioc.get_executor(), lock_client(name));
-        semaphore s(c, prefix, 2, named(name));
+        semaphore s(c, prefix, 2, named_session(name));
 
         // 1. An operator rewrites the record without us.
         co_await expect_acquired(s);
@@ -330,7 +300,7 @@ BOOST_AUTO_TEST_CASE(loss_is_reported_when_removed_from_the_record_or_the_sessio
         reason = co_await lost_reason(s);
         BOOST_TEST((reason == errc::lock_lost || reason == errc::session_invalidated), reason.message());
         BOOST_TEST(ms_since(t0) < 3000);
-        co_await require_eventually([&] { return !holders_of(prefix).count(second_sid); }, 5s, "the record's cleanup");
+        co_await require_eventually([&] { return !read_semaphore_record(prefix).holders.count(second_sid); }, 5s, "the record's cleanup");
 
         // 3. It can acquire again afterwards.
         co_await expect_acquired(s);
