@@ -64,7 +64,7 @@ struct lock_impl : std::enable_shared_from_this<lock_impl> {
     std::unique_ptr<consul::session> own; // a lock-owned session (lock_options::own_session)
     std::unique_ptr<local_turn> turn;
     std::unique_ptr<watch_service::subscription> monitor;
-    asio::cancellation_signal session_wait; // our wait on sess->lost()
+    operation_stop session_wait; // our wait on sess->lost()
     std::uint64_t hold_epoch = 0;
     std::shared_ptr<hold_end> end;
     error_code last_end = make_error_code(errc::not_held); // why the last hold ended
@@ -248,7 +248,7 @@ void lock_impl::become_held(consul::session& s, const consul::session_id& id, st
         on_lost(epoch, make_error_code(errc::session_expired));
         return;
     }
-    s.lost(asio::bind_cancellation_slot(session_wait.slot(), [weak, epoch](error_code ec) {
+    s.lost(session_wait.bind([weak, epoch](error_code ec) {
         if (auto self = weak.lock())
             self->on_lost(epoch, ec);
     }));
@@ -313,7 +313,7 @@ void lock_impl::end_hold(error_code reason)
     sess = nullptr;
     sid.reset();
     monitor.reset();
-    session_wait.emit(asio::cancellation_type::terminal);
+    session_wait.emit();
     last_end = reason;
     if (end) {
         end->finish(reason);

@@ -62,8 +62,8 @@ struct semaphore_impl : std::enable_shared_from_this<semaphore_impl> {
     std::optional<consul::kv_entry> record;    // the last known `.lock` while held (for release)
     std::optional<consul::kv_entry> own_write; // the record as our last write of it left it (value, index)
     std::shared_ptr<release_done> withdrawing; // a background withdrawal the next acquire waits for
-    asio::cancellation_signal monitor_stop;
-    asio::cancellation_signal session_wait;
+    operation_stop monitor_stop; // the hold's watch loop
+    operation_stop session_wait; // its wait on sess->lost()
     std::uint64_t hold_epoch = 0;
     std::shared_ptr<hold_end> end;
     error_code last_end = make_error_code(errc::not_held);
@@ -247,12 +247,12 @@ void semaphore_impl::become_held(consul::session& s, const consul::session_id& i
 
     std::weak_ptr<semaphore_impl> weak = shared_from_this();
     asio::co_spawn(cimpl->executor, monitor(weak, epoch, token),
-                   asio::bind_cancellation_slot(monitor_stop.slot(), asio::detached));
+                   monitor_stop.bind([](std::exception_ptr) {}));
     if (!session_still_live(&s, id)) { // lost (or replaced) before we could listen
         on_lost(epoch, make_error_code(errc::session_expired));
         return;
     }
-    s.lost(asio::bind_cancellation_slot(session_wait.slot(), [weak, epoch](error_code ec) {
+    s.lost(session_wait.bind([weak, epoch](error_code ec) {
         if (auto self = weak.lock())
             self->on_lost(epoch, ec);
     }));
@@ -298,8 +298,8 @@ void semaphore_impl::end_hold(error_code reason)
     sess = nullptr;
     sid.reset();
     record.reset();
-    monitor_stop.emit(asio::cancellation_type::terminal);
-    session_wait.emit(asio::cancellation_type::terminal);
+    monitor_stop.emit();
+    session_wait.emit();
     last_end = reason;
     if (end) {
         end->finish(reason);

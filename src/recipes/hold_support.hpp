@@ -34,6 +34,7 @@
 #include <exception>
 #include <memory>
 #include <tuple>
+#include <utility>
 
 namespace colock::detail {
 
@@ -81,6 +82,31 @@ boost::asio::awaitable<T> uncancellable(boost::asio::awaitable<T> body)
         std::rethrow_exception(ep);
     co_return result;
 }
+
+// The stop signal of an operation that may complete after its owner is gone (a hold's wait on its
+// session's loss, its watch loop). A cancelled operation still clears its slot when it completes,
+// later: its handler keeps the signal alive until then, so that is never freed memory.
+class operation_stop {
+public:
+    // Binds `handler` to a fresh signal (the previous one stays with its own operation).
+    template <class Handler>
+    auto bind(Handler handler)
+    {
+        signal_ = std::make_shared<boost::asio::cancellation_signal>();
+        return boost::asio::bind_cancellation_slot(
+            signal_->slot(), [keep = signal_, h = std::move(handler)](auto&&... args) mutable {
+                std::move(h)(std::forward<decltype(args)>(args)...);
+            });
+    }
+    void emit()
+    {
+        if (signal_)
+            signal_->emit(boost::asio::cancellation_type::terminal);
+    }
+
+private:
+    std::shared_ptr<boost::asio::cancellation_signal> signal_;
+};
 
 // Broadcast of one hold's end: lost() waiters wait on `signal`, which is cancelled once.
 struct hold_end {
