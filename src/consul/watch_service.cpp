@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <exception>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -415,8 +416,10 @@ void watch_state::start_loop(const std::shared_ptr<watch_entry>& e)
     if (e->view.known && e->view.index != 0 && !e->view.error)
         e->tracker.on_reply(e->view.index); // continue from what is known: the first query blocks
     ++slots_in_use;
+    // The handler keeps the entry, hence its stop signal, alive until the loop's slot is cleared.
+    auto keep_entry = [e](std::exception_ptr) {};
     asio::co_spawn(client->executor, blocking_loop(shared_from_this(), e, client->shared_from_this()),
-                   asio::bind_cancellation_slot(e->stop.slot(), asio::detached));
+                   asio::bind_cancellation_slot(e->stop.slot(), std::move(keep_entry)));
 }
 
 void watch_state::loop_ended(const std::shared_ptr<watch_entry>& e)
