@@ -127,6 +127,39 @@ BOOST_AUTO_TEST_CASE(acquire_writes_the_key_with_go_flags_and_our_session_and_re
     BOOST_TEST(ran);
 }
 
+BOOST_AUTO_TEST_CASE(lock_index_is_consuls_and_set_value_is_what_the_release_writes)
+{
+    const auto prefix = agent().unique_prefix("value_and_term");
+    const auto key = prefix + "lock";
+    bool ran = false;
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+        {
+            client c(ioc.get_executor(), lock_client(prefix));
+            lock_options opts;
+            opts.value = "first";
+            lock l(c, key, opts);
+            BOOST_TEST(l.lock_index() == 0u);
+            co_await expect_acquired(l);
+            const auto first_term = l.lock_index();
+            BOOST_TEST(first_term == read_key(key).lock_index);
+            BOOST_TEST(raw_value(key).value_or("") == "first");
+            l.set_value("second"); // writes nothing now ...
+            BOOST_TEST(raw_value(key).value_or("") == "first");
+            BOOST_TEST(l.options().value == "second");
+            co_await expect_released(l); // ... the release writes it
+            BOOST_TEST(raw_value(key).value_or("") == "second");
+            BOOST_TEST(l.lock_index() == 0u);
+            co_await expect_acquired(l); // a new term, even on the same session
+            BOOST_TEST(l.lock_index() > first_term);
+            BOOST_TEST(l.lock_index() == read_key(key).lock_index);
+            co_await expect_released(l);
+        }
+        co_await expect_no_sessions_named(prefix);
+        ran = true;
+    });
+    BOOST_TEST(ran);
+}
+
 BOOST_AUTO_TEST_CASE(try_acquire_is_false_while_another_client_holds_and_true_after_it_releases)
 {
     const auto prefix = agent().unique_prefix("try_acquire");
