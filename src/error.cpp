@@ -31,6 +31,7 @@ public:
         case errc::operation_in_progress: return "another such operation is already pending on this object";
         case errc::already_held: return "already held by this object";
         case errc::limit_conflict: return "semaphore limit conflict (the record names another limit)";
+        case errc::internal_error: return "internal error in colock (an unexpected exception; please report it)";
         }
         return "unknown colock error";
     }

@@ -28,6 +28,7 @@ enum class errc {
     operation_in_progress,  ///< an operation that allows one at a time per object is already pending
     already_held,           ///< acquire on a lock this object already holds (and it is not reentrant)
     limit_conflict,         ///< a semaphore's record names another limit than ours
+    internal_error,         ///< colock broke its own rules (an exception it did not expect); please report it
 };
 
 /// Groups of error codes, for `ec == colock::condition::retryable` style tests.

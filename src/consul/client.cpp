@@ -156,6 +156,23 @@ awaitable<std::tuple<error_code, http_response>> exchange(const std::shared_ptr<
 
 namespace detail {
 
+session& client_impl::shared_session()
+{
+    std::lock_guard guard(shared_session_mutex_);
+    if (!shared_session_)
+        shared_session_ = std::make_unique<session>(shared_from_this(), options.shared_session);
+    return *shared_session_;
+}
+
+void client_impl::close_shared_session()
+{
+    std::unique_ptr<session> closing;
+    {
+        std::lock_guard guard(shared_session_mutex_);
+        closing = std::move(shared_session_);
+    }
+}
+
 // Note for every coroutine here: GCC 12 miscompiles prvalues of classes without user-provided
 // constructors (aggregates, lambdas) inside a co_await expression. Name them first.
 
@@ -465,21 +482,22 @@ client::client(executor_type ex, client_options opts, colock::logger log)
 
 client::~client()
 {
-    shared_session_.reset(); // stops renewal, destroys the session in the background
-    impl_->cancel_all();
+    // The shared session object goes now (it refers to the implementation, which owns it: keeping it would
+    // be a cycle when the event loop never runs again); its renewal stops and the Consul session is
+    // destroyed on the strand, in the background. Then, on the strand, every pending operation is cancelled.
+    impl_->close_shared_session();
+    asio::post(impl_->executor, [impl = impl_] { impl->cancel_all(); });
 }
 
-client::executor_type client::get_executor() const noexcept { return impl_->executor; }
+client::executor_type client::get_executor() const noexcept { return impl_->user_executor; }
 const client_options& client::options() const noexcept { return impl_->options; }
 const colock::logger& client::log() const noexcept { return impl_->log; }
-void client::cancel() { impl_->cancel_all(); }
-
-session& client::shared_session()
+void client::cancel()
 {
-    if (!shared_session_)
-        shared_session_ = std::make_unique<session>(*this, impl_->options.shared_session);
-    return *shared_session_;
+    asio::post(impl_->executor, [impl = impl_] { impl->cancel_all(); });
 }
+
+session& client::shared_session() { return impl_->shared_session(); }
 
 void client::kv_get_impl(std::string key, query_options opts, handler<kv_get_result> h)
 {

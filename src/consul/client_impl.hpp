@@ -20,6 +20,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -27,6 +28,10 @@
 
 namespace colock::detail {
 class local_queue;
+}
+
+namespace colock::consul {
+class session;
 }
 
 namespace colock::consul::detail {
@@ -59,12 +64,18 @@ struct http_response {
 /// A registered pending operation: client::cancel() emits on its signal.
 struct op_registration {
     boost::asio::cancellation_signal signal;
+    std::list<std::shared_ptr<op_registration>>::iterator pos; ///< in the client's registry, while registered
+    bool registered = false;
 };
 
 struct client_impl : std::enable_shared_from_this<client_impl> {
     client_impl(boost::asio::any_io_executor ex, client_options o, colock::logger l);
     ~client_impl();
 
+    /// The executor the client was made with: completions of the user's handlers default to it.
+    boost::asio::any_io_executor user_executor;
+    /// A strand on `user_executor`: every piece of the client's state, and of its sessions, watches and
+    /// recipes, is touched only there, so operations may be started from any thread.
     boost::asio::any_io_executor executor;
     client_options options;
     colock::logger log;
@@ -73,16 +84,22 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     /// Sends a request with the client's deadline and retry rules. Never throws.
     boost::asio::awaitable<std::tuple<error_code, http_response>> send(http_request req);
 
-    std::shared_ptr<op_registration> register_op();
+    /// On the strand: client::cancel() reaches a registered operation. O(1) both ways.
+    void register_op(const std::shared_ptr<op_registration>& reg);
     void unregister_op(const std::shared_ptr<op_registration>& reg);
     /// Cancels every registered operation and closes idle connections.
     void cancel_all();
     /// How many times cancel_all() ran (client::cancel() and the client's destruction): background
     /// work that is not a registered operation checks it to stop too.
     std::uint64_t cancellations() const noexcept { return cancellations_; }
-    /// Hooks run by cancel_all() (sessions stop renewing through them).
+    /// Hooks run by cancel_all() (sessions stop renewing through them). Callable from any thread.
     std::uint64_t add_cancel_hook(std::function<void()> hook);
     void remove_cancel_hook(std::uint64_t id);
+
+    /// The session shared by recipes without their own (created on first use, from any thread).
+    consul::session& shared_session();
+    /// Destroys the shared session object (from any thread); its renewal stops on the strand.
+    void close_shared_session();
 
     /// The watch service of colock's recipes (created on first use; watch_service.cpp).
     watch_service& watches();
@@ -95,7 +112,10 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
 
 private:
     std::list<std::shared_ptr<op_registration>> ops_;
+    std::mutex hooks_mutex_;
     std::vector<std::pair<std::uint64_t, std::function<void()>>> hooks_;
+    std::mutex shared_session_mutex_;
+    std::unique_ptr<consul::session> shared_session_;
     std::uint64_t next_hook_ = 1;
     std::uint64_t cancellations_ = 0;
     // Last, so they go first: their destructors still use the hooks above.

@@ -1,6 +1,8 @@
 // The HTTP layer: a bounded pool of keep-alive connections to one agent, a deadline on every
 // exchange, and the retry rules. The only translation unit that includes Beast.
 
+#include <colock/consul/session.hpp>
+
 #include "consul/client_impl.hpp"
 #include "consul/codec.hpp"
 #include "detail/backoff.hpp"
@@ -9,6 +11,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -253,6 +256,10 @@ http_transport::exchange(const http_request& req, std::chrono::milliseconds budg
 {
     maybe_sent = false;
     http_response resp;
+    // A cancellation that lands between two steps (its emission queued on the strand behind a step's
+    // completion) reaches no pending operation: check before starting each step.
+    auto cs = co_await asio::this_coro::cancellation_state;
+    const auto cancelled = [&] { return cs.cancelled() != asio::cancellation_type::none; };
     auto acquired = co_await acquire(blocking, clock_type::now() + budget);
     if (std::get<0>(acquired))
         co_return std::tuple{std::get<0>(acquired), std::move(resp)};
@@ -278,6 +285,8 @@ http_transport::exchange(const http_request& req, std::chrono::milliseconds budg
         return std::tuple{ec, http_response{}};
     };
 
+    if (cancelled())
+        co_return fail(asio::error::operation_aborted);
     if (!conn->connected) {
         const auto connect_deadline = std::min(deadline, clock_type::now() + opts_.connect_timeout);
         auto [rec, endpoints] = co_await resolve(connect_deadline);
@@ -285,6 +294,8 @@ http_transport::exchange(const http_request& req, std::chrono::milliseconds budg
             co_return fail(rec);
         conn->tcp().expires_at(connect_deadline);
         auto [cec, ep] = co_await conn->tcp().async_connect(endpoints, use_tuple);
+        if (!cec && cancelled())
+            cec = asio::error::operation_aborted;
         if (cec)
             co_return fail(cec);
         error_code ignored;
@@ -302,7 +313,9 @@ http_transport::exchange(const http_request& req, std::chrono::milliseconds budg
     request.method_string(req.method);
     request.target(req.target);
     request.version(11);
-    request.set(http::field::host, opts_.host + ":" + std::to_string(opts_.port));
+    // An IPv6 literal is bracketed in Host (RFC 9110 4.2.3): [::1]:8500.
+    const bool ipv6_literal = opts_.host.find(':') != std::string::npos;
+    request.set(http::field::host, (ipv6_literal ? "[" + opts_.host + "]" : opts_.host) + ":" + std::to_string(opts_.port));
     request.set(http::field::user_agent, "colock/0.1");
     if (!req.token.empty())
         request.set("X-Consul-Token", req.token);
@@ -325,6 +338,8 @@ http_transport::exchange(const http_request& req, std::chrono::milliseconds budg
     maybe_sent = wn > 0 || !wec;
     if (wec)
         co_return fail(wec);
+    if (cancelled())
+        co_return fail(asio::error::operation_aborted);
 
     http::response_parser<http::string_body> parser;
     parser.body_limit(opts_.max_response_bytes);
@@ -403,7 +418,7 @@ asio::awaitable<std::tuple<error_code, std::vector<tcp::endpoint>>> http_transpo
 // ------------------------------------------------------------------------------------------ client_impl
 
 client_impl::client_impl(asio::any_io_executor ex, client_options o, colock::logger l)
-    : executor(std::move(ex)), options(std::move(o)), log(std::move(l)),
+    : user_executor(ex), executor(asio::make_strand(std::move(ex))), options(std::move(o)), log(std::move(l)),
       transport(std::make_unique<http_transport>(executor, options))
 {
 }
@@ -454,14 +469,21 @@ asio::awaitable<std::tuple<error_code, http_response>> client_impl::send(http_re
     }
 }
 
-std::shared_ptr<op_registration> client_impl::register_op()
+void client_impl::register_op(const std::shared_ptr<op_registration>& reg)
 {
-    auto reg = std::make_shared<op_registration>();
-    ops_.push_back(reg);
-    return reg;
+    if (reg->registered)
+        return;
+    reg->pos = ops_.insert(ops_.end(), reg);
+    reg->registered = true;
 }
 
-void client_impl::unregister_op(const std::shared_ptr<op_registration>& reg) { ops_.remove(reg); }
+void client_impl::unregister_op(const std::shared_ptr<op_registration>& reg)
+{
+    if (!reg->registered)
+        return;
+    reg->registered = false;
+    ops_.erase(reg->pos);
+}
 
 void client_impl::cancel_all()
 {
@@ -470,7 +492,11 @@ void client_impl::cancel_all()
     auto ops = ops_;
     for (auto& op : ops)
         op->signal.emit(asio::cancellation_type::all);
-    auto hooks = hooks_;
+    decltype(hooks_) hooks;
+    {
+        std::lock_guard guard(hooks_mutex_);
+        hooks = hooks_;
+    }
     for (auto& [id, hook] : hooks)
         hook();
     transport->close_idle();
@@ -478,12 +504,14 @@ void client_impl::cancel_all()
 
 std::uint64_t client_impl::add_cancel_hook(std::function<void()> hook)
 {
+    std::lock_guard guard(hooks_mutex_);
     hooks_.emplace_back(next_hook_, std::move(hook));
     return next_hook_++;
 }
 
 void client_impl::remove_cancel_hook(std::uint64_t id)
 {
+    std::lock_guard guard(hooks_mutex_);
     std::erase_if(hooks_, [id](const auto& h) { return h.first == id; });
 }
 

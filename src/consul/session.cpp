@@ -9,11 +9,13 @@
 #include "consul/ops.hpp"
 #include "consul/session_liveness.hpp"
 #include "detail/backoff.hpp"
+#include "detail/strand_cancellation.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -56,6 +58,9 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
 
     std::shared_ptr<client_impl> client;
     session_options options;
+    // Written on the client's strand only, under `view_mutex`; the public accessors read them from any
+    // thread under it too (the strand's own reads need no lock).
+    mutable std::mutex view_mutex;
     session_liveness liveness;
     std::optional<session_id> id;
     std::uint64_t generation = 0;
@@ -96,6 +101,9 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     };
     std::shared_ptr<renewal> renewing;
 
+    // `writing(), change();` holds the lock for that one statement.
+    std::unique_lock<std::mutex> writing() const { return std::unique_lock<std::mutex>(view_mutex); }
+
     std::string tag() const { return "session " + (id ? id->str() : std::string("(none)")) + " '" + options.name + "'"; }
 
     // Background coroutines take `self` as a parameter: it is copied into the frame when the
@@ -103,6 +111,11 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     static asio::awaitable<void> create(std::shared_ptr<session_impl> self);
     static asio::awaitable<void> renew_loop(std::shared_ptr<session_impl> self, std::uint64_t my_epoch);
     static asio::awaitable<void> watchdog_loop(std::shared_ptr<session_impl> self, std::uint64_t my_epoch);
+    std::optional<errc> check_now()
+    {
+        auto w = writing();
+        return liveness.check(clock_type::now());
+    }
     void declare_lost(errc why);
     void end_generation(error_code reason);
     void destroy_in_background(session_id sid);
@@ -144,10 +157,12 @@ asio::awaitable<void> session_impl::create(std::shared_ptr<session_impl> self)
     }
     s.last_create_error = ec;
     if (!ec) {
+        auto w = s.writing();
         s.id = new_id;
         ++s.generation;
         ++s.epoch;
         s.liveness.on_created(sent, options.ttl, confirmation_window(options));
+        w.unlock();
         s.current = std::make_shared<loss_signal>(client->executor);
         if (options.ttl.count() > 0) {
             asio::co_spawn(client->executor, renew_loop(self, s.epoch), asio::detached);
@@ -170,7 +185,7 @@ asio::awaitable<void> session_impl::renew_loop(std::shared_ptr<session_impl> sel
         co_await renew_timer.async_wait(use_tuple);
         if (epoch != my_epoch)
             co_return;
-        if (liveness.check(clock_type::now())) {
+        if (s.check_now()) {
             s.declare_lost(*liveness.lost_reason());
             co_return;
         }
@@ -185,17 +200,17 @@ asio::awaitable<void> session_impl::renew_loop(std::shared_ptr<session_impl> sel
             co_return;
         if (!ec) {
             const auto old_ttl = liveness.ttl();
-            liveness.on_renewed(sent, entry.ttl);
+            s.writing(), liveness.on_renewed(sent, entry.ttl);
             if (liveness.ttl() != old_ttl)
                 client->info(s.tag() + ": Consul set the TTL to " + std::to_string(liveness.ttl().count()) + " ms");
             client->debug(s.tag() + " renewed");
             watchdog.cancel(); // re-arm at the new deadline
         } else if (ec == errc::session_invalidated) {
-            liveness.on_invalidated();
+            s.writing(), liveness.on_invalidated();
             s.declare_lost(errc::session_invalidated);
             co_return;
         } else {
-            liveness.on_renew_failed(clock_type::now());
+            s.writing(), liveness.on_renew_failed(clock_type::now());
             client->warn(s.tag() + ": renewal failed (" + ec.message() + "), retrying in " +
                          std::to_string(liveness.retry_interval().count()) + " ms");
         }
@@ -210,7 +225,7 @@ asio::awaitable<void> session_impl::watchdog_loop(std::shared_ptr<session_impl> 
         co_await s.watchdog.async_wait(use_tuple);
         if (s.epoch != my_epoch)
             co_return;
-        if (auto why = s.liveness.check(clock_type::now())) {
+        if (auto why = s.check_now()) {
             s.declare_lost(*why);
             co_return;
         }
@@ -223,7 +238,7 @@ void session_impl::end_generation(error_code reason)
     renew_timer.cancel();
     watchdog.cancel();
     renewing.reset(); // its callers still get its answer; new ones ask about the next session
-    id.reset();
+    writing(), id.reset();
     last_loss = reason;
     if (current) {
         current->reason = reason;
@@ -263,7 +278,7 @@ void session_impl::destroy_in_background(session_id sid)
 void session_impl::stop(error_code reason)
 {
     ++stops;
-    liveness.on_closed();
+    writing(), liveness.on_closed();
     if (id) {
         const auto sid = *id;
         end_generation(reason);
@@ -280,7 +295,7 @@ asio::awaitable<std::tuple<error_code, session_id>> start_body(std::shared_ptr<s
             co_return std::tuple{make_error_code(errc::client_closed), session_id{}};
         if (s->id) {
             // The clock decides, not only the watchdog: after a stall its handler may not have run yet.
-            if (auto why = s->liveness.check(clock_type::now()))
+            if (auto why = s->check_now())
                 s->declare_lost(*why);
             else
                 co_return std::tuple{error_code{}, *s->id};
@@ -317,10 +332,10 @@ asio::awaitable<std::tuple<error_code>> shared_renewal(std::shared_ptr<session_i
     if (s->epoch != mine->epoch) { // ended (or replaced) meanwhile
         ec = ec ? ec : make_error_code(errc::not_held);
     } else if (!ec) {
-        s->liveness.on_renewed(sent, entry.ttl);
+        s->writing(), s->liveness.on_renewed(sent, entry.ttl);
         s->watchdog.cancel(); // re-arm at the new deadline
     } else if (ec == errc::session_invalidated) {
-        s->liveness.on_invalidated();
+        s->writing(), s->liveness.on_invalidated();
         s->declare_lost(errc::session_invalidated);
     }
     mine->finish(ec);
@@ -348,7 +363,7 @@ asio::awaitable<std::tuple<error_code>> renew_now_body(std::shared_ptr<session_i
 asio::awaitable<std::tuple<error_code>> close_body(std::shared_ptr<session_impl> s)
 {
     ++s->stops;
-    s->liveness.on_closed();
+    s->writing(), s->liveness.on_closed();
     if (!s->id)
         co_return std::tuple{error_code{}};
     const auto sid = *s->id;
@@ -366,8 +381,10 @@ namespace colock::consul {
 
 namespace asio = boost::asio;
 
-session::session(client& c, session_options opts)
-    : executor_(c.get_executor()), impl_(std::make_shared<detail::session_impl>(c.impl(), std::move(opts)))
+session::session(client& c, session_options opts) : session(c.impl(), std::move(opts)) {}
+
+session::session(const std::shared_ptr<detail::client_impl>& c, session_options opts)
+    : executor_(c->user_executor), impl_(std::make_shared<detail::session_impl>(c, std::move(opts)))
 {
     std::weak_ptr<detail::session_impl> weak = impl_;
     impl_->hook_id = impl_->client->add_cancel_hook([weak] {
@@ -379,9 +396,12 @@ session::session(client& c, session_options opts)
 session::~session()
 {
     impl_->client->remove_cancel_hook(impl_->hook_id);
-    impl_->closed = true;
-    impl_->stop(make_error_code(errc::not_held));
-    impl_->created.cancel();
+    // On the strand (at once when already there): stop renewing, destroy the session in the background.
+    asio::dispatch(impl_->client->executor, [s = impl_] {
+        s->closed = true;
+        s->stop(make_error_code(errc::not_held));
+        s->created.cancel();
+    });
 }
 
 void session::start_impl(asio::any_completion_handler<void(error_code, session_id)> h)
@@ -391,17 +411,22 @@ void session::start_impl(asio::any_completion_handler<void(error_code, session_i
 
 void session::lost_impl(asio::any_completion_handler<void(error_code)> h)
 {
-    if (!impl_->current || !impl_->id) {
-        asio::post(impl_->client->executor, asio::append(std::move(h), impl_->last_loss));
-        return;
-    }
-    auto signal = impl_->current;
-    auto slot = asio::get_associated_cancellation_slot(h);
-    auto ex = asio::get_associated_executor(h, impl_->client->executor);
-    signal->signal.async_wait(asio::bind_cancellation_slot(
-        slot, asio::bind_executor(ex, [signal, h = std::move(h)](error_code ec) mutable {
-            std::move(h)(signal->reason ? signal->reason : (ec ? ec : make_error_code(asio::error::operation_aborted)));
-        })));
+    auto& strand = impl_->client->executor;
+    auto ex = asio::get_associated_executor(h, executor_);
+    // (A new variable: Boost 1.81's any_completion_handler move assignment recurses forever.)
+    auto on_strand = colock::detail::cancellable_on(strand, executor_, std::move(h));
+    asio::dispatch(strand, [s = impl_, ex, h = std::move(on_strand)]() mutable {
+        if (!s->current || !s->id) {
+            asio::post(s->client->user_executor, asio::append(std::move(h), s->last_loss));
+            return;
+        }
+        auto signal = s->current;
+        auto slot = asio::get_associated_cancellation_slot(h);
+        signal->signal.async_wait(asio::bind_cancellation_slot(
+            slot, asio::bind_executor(ex, [signal, h = std::move(h)](error_code ec) mutable {
+                std::move(h)(signal->reason ? signal->reason : (ec ? ec : make_error_code(asio::error::operation_aborted)));
+            })));
+    });
 }
 
 void session::renew_now_impl(asio::any_completion_handler<void(error_code)> h)
@@ -414,19 +439,43 @@ void session::close_impl(asio::any_completion_handler<void(error_code)> h)
     detail::launch(impl_->client, detail::close_body(impl_), std::move(h));
 }
 
-std::optional<session_id> session::id() const noexcept { return impl_->id; }
+// The accessors read under the session's view_mutex: safe from any thread.
+std::optional<session_id> session::id() const noexcept
+{
+    std::lock_guard guard(impl_->view_mutex);
+    return impl_->id;
+}
 bool session::is_live() const noexcept
 {
+    std::lock_guard guard(impl_->view_mutex);
     return impl_->id.has_value() && impl_->liveness.live() && clock::now() < impl_->liveness.deadline();
 }
-std::uint64_t session::generation() const noexcept { return impl_->generation; }
+std::uint64_t session::generation() const noexcept
+{
+    std::lock_guard guard(impl_->view_mutex);
+    return impl_->generation;
+}
 session::clock::time_point session::deadline() const noexcept
 {
-    return is_live() ? impl_->liveness.deadline() : clock::time_point::min();
+    std::lock_guard guard(impl_->view_mutex);
+    const bool live = impl_->id.has_value() && impl_->liveness.live() && clock::now() < impl_->liveness.deadline();
+    return live ? impl_->liveness.deadline() : clock::time_point::min();
 }
-std::chrono::milliseconds session::ttl() const noexcept { return impl_->liveness.ttl(); }
-std::chrono::milliseconds session::trust_window() const noexcept { return impl_->liveness.window(); }
+std::chrono::milliseconds session::ttl() const noexcept
+{
+    std::lock_guard guard(impl_->view_mutex);
+    return impl_->liveness.ttl();
+}
+std::chrono::milliseconds session::trust_window() const noexcept
+{
+    std::lock_guard guard(impl_->view_mutex);
+    return impl_->liveness.window();
+}
 const session_options& session::options() const noexcept { return impl_->options; }
-void session::set_safety_margin(std::chrono::milliseconds margin) noexcept { impl_->liveness.set_margin(margin); }
+void session::set_safety_margin(std::chrono::milliseconds margin) noexcept
+{
+    std::lock_guard guard(impl_->view_mutex);
+    impl_->liveness.set_margin(margin);
+}
 
 } // namespace colock::consul

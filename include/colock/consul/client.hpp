@@ -36,10 +36,11 @@ struct client_impl;
 /// its connection closed. A cancelled or timed-out write may or may not have been applied.
 ///
 /// Completion handlers run on the handler's associated executor (default: the client's).
-/// Thread safety: use a client from one thread at a time (the usual Asio rule; use a strand if the
-/// executor is multi-threaded). The client must outlive its sessions, recipes and pending operations;
-/// destroying it cancels whatever is pending (handlers complete with errc::client_closed or
-/// operation_aborted).
+/// Thread safety: every operation may be started from any thread, also concurrently, and on a
+/// multi-threaded executor (a thread_pool, an io_context run by several threads): the client keeps
+/// its state on a strand of its own. The client must outlive its sessions, recipes and pending
+/// operations; destroying it cancels whatever is pending (handlers complete with errc::client_closed
+/// or operation_aborted).
 class client {
 public:
     using executor_type = boost::asio::any_io_executor;
@@ -55,6 +56,7 @@ public:
 
     /// Cancels every pending operation of this client and stops the renewal of its sessions
     /// (their destroy requests are still sent). The client can be used again afterwards.
+    /// Takes effect on the client's strand, after whatever this thread started before the call.
     void cancel();
 
     /// The session shared by every recipe that does not bring its own (created on first use with
@@ -226,7 +228,6 @@ private:
     void status_leader_impl(request_options opts, handler<std::string> h);
 
     std::shared_ptr<detail::client_impl> impl_;
-    std::unique_ptr<session> shared_session_;
 };
 
 } // namespace colock::consul

@@ -18,6 +18,7 @@ namespace colock::consul {
 
 namespace detail {
 struct session_impl;
+struct client_impl;
 }
 
 /// One managed Consul session: created on demand, renewed in the background, declared lost as soon
@@ -39,13 +40,15 @@ struct session_impl;
 /// - After a loss, the next start() creates a new session (a new id and generation()). close() or
 ///   client::cancel() while a creation is in flight makes it fail; the session it created is destroyed.
 ///
-/// Thread safety: as the client. The client must outlive the session. Destroying the object stops
+/// Thread safety: as the client (operations and accessors from any thread). The client must outlive the session. Destroying the object stops
 /// renewal and destroys the Consul session in the background (best effort).
 class session {
 public:
     using clock = std::chrono::steady_clock;
 
     session(client& c, session_options opts = {});
+    /// The same, from the client's implementation (colock's own use: the client's shared session).
+    session(const std::shared_ptr<detail::client_impl>& c, session_options opts);
     session(const session&) = delete;
     session& operator=(const session&) = delete;
     ~session();
