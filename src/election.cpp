@@ -11,6 +11,7 @@
 #include "recipes/election_state.hpp"
 #include "recipes/hold_support.hpp"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -180,9 +181,12 @@ election::election(consul::client& c, std::string key, election_options opts)
 
 election::~election()
 {
-    impl_->closed = true;
-    impl_->leadership.reset(); // cancels a pending campaign; resigns in the background when leading
-    impl_->watch.reset();      // cancels a pending observe
+    // On the strand (at once when already there), where the election's operations run.
+    asio::dispatch(impl_->cimpl->executor, [impl = impl_] {
+        impl->closed = true;
+        impl->leadership.reset(); // cancels a pending campaign; resigns in the background when leading
+        impl->watch.reset();      // cancels a pending observe
+    });
 }
 
 void election::campaign_impl(std::string value, asio::any_completion_handler<void(error_code)> h)

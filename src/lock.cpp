@@ -20,6 +20,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -45,11 +46,11 @@ constexpr milliseconds hold_watch_delay{25};
 
 struct lock_impl : std::enable_shared_from_this<lock_impl> {
     lock_impl(consul::client& c, std::string k, lock_options o)
-        : client(&c), cimpl(c.impl()), key(std::move(k)), options(std::move(o))
+        : cimpl(c.impl()), key(std::move(k)), options(std::move(o))
     {
     }
 
-    consul::client* client; // valid while the lock object lives (only used from it)
+    // Everything below is touched on the client's strand only, but `view`, which the accessors read.
     std::shared_ptr<client_impl> cimpl;
     std::string key;
     lock_options options;
@@ -62,14 +63,21 @@ struct lock_impl : std::enable_shared_from_this<lock_impl> {
     std::optional<consul::session_id> sid;
     consul::session* sess = nullptr; // the session of the current hold
     std::unique_ptr<consul::session> own; // a lock-owned session (lock_options::own_session)
+    std::shared_ptr<consul::session> shared; // the client's shared session, once used
     std::unique_ptr<local_turn> turn;
     std::unique_ptr<watch_service::subscription> monitor;
     operation_stop session_wait; // our wait on sess->lost()
     std::uint64_t hold_epoch = 0;
     std::shared_ptr<hold_end> end;
     error_code last_end = make_error_code(errc::not_held); // why the last hold ended
-    asio::cancellation_signal acquire_stop; // ~lock cancels a pending acquire
+    std::weak_ptr<consul::detail::op_registration> acquire_reg; // the pending acquire: ~lock stops it
     bool acquire_pending = false;
+    published_hold view;
+
+    void publish()
+    {
+        view.publish(hold_view{state == phase::held, token, count, lock_index, sid, sess});
+    }
 
     local_queue& memory() { return cimpl->local_locks(); } // the client's knowledge of keys
 
@@ -92,10 +100,12 @@ struct lock_impl : std::enable_shared_from_this<lock_impl> {
             return *options.session;
         if (options.own_session) {
             if (!own)
-                own = std::make_unique<consul::session>(*client, *options.own_session);
+                own = std::make_unique<consul::session>(cimpl, *options.own_session);
             return *own;
         }
-        return client->shared_session();
+        if (!shared)
+            shared = cimpl->shared_session();
+        return *shared;
     }
 
     milliseconds hold_poll_interval() const
@@ -224,6 +234,7 @@ void lock_impl::become_held(consul::session& s, const consul::session_id& id, st
     end = std::make_shared<hold_end>(cimpl->executor);
     memory().remember(identity(), entry, fencing);
     lock_index = entry.lock_index;
+    publish();
     if (cimpl->log.enabled(logger::level::debug))
         cimpl->debug(tag() + " acquired, fencing token " + std::to_string(fencing));
 
@@ -312,6 +323,7 @@ void lock_impl::end_hold(error_code reason)
     token = 0;
     sess = nullptr;
     sid.reset();
+    publish(); // before a lock-owned session can be destroyed: accessors read it
     monitor.reset();
     session_wait.emit();
     last_end = reason;
@@ -336,6 +348,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
         if (!session_still_live(s.sess, *s.sid)) // past the deadline: no new claims
             co_return op_bool{make_error_code(errc::session_expired), false};
         ++s.count;
+        s.publish();
         co_return op_bool{error_code{}, true};
     }
     s.state = lock_impl::phase::acquiring;
@@ -523,6 +536,7 @@ asio::awaitable<std::tuple<error_code>> release_body(std::shared_ptr<lock_impl> 
         co_return std::tuple{make_error_code(errc::not_held)};
     if (s.count > 1) {
         --s.count;
+        s.publish();
         co_return std::tuple{error_code{}};
     }
     auto done = std::make_shared<release_done>(s.cimpl->executor);
@@ -555,23 +569,24 @@ lock::lock(consul::client& c, std::string key, lock_options opts)
 
 lock::~lock()
 {
-    auto& s = *impl_;
-    s.closed = true;
-    if (s.acquire_pending)
-        s.acquire_stop.emit(asio::cancellation_type::terminal);
-    if (s.state == detail::lock_impl::phase::held)
-        s.release_in_background(nullptr);
-    s.client = nullptr;
+    // On the strand (at once when already there): a pending acquire stops, a hold is released in the background.
+    asio::dispatch(impl_->cimpl->executor, [impl = impl_] {
+        auto& s = *impl;
+        s.closed = true;
+        detail::stop_acquire(s);
+        if (s.state == detail::lock_impl::phase::held)
+            s.release_in_background(nullptr);
+    });
 }
 
 void lock::acquire_impl(asio::any_completion_handler<void(error_code)> h)
 {
-    detail::start_acquire(*impl_, executor_, detail::acquire_only_body(impl_), std::move(h));
+    detail::start_acquire(*impl_, detail::acquire_only_body(impl_), std::move(h));
 }
 
 void lock::try_acquire_impl(asio::any_completion_handler<void(error_code, bool)> h)
 {
-    detail::start_acquire(*impl_, executor_, detail::acquire_body(impl_, true), std::move(h));
+    detail::start_acquire(*impl_, detail::acquire_body(impl_, true), std::move(h));
 }
 
 void lock::release_impl(asio::any_completion_handler<void(error_code)> h)
@@ -581,37 +596,29 @@ void lock::release_impl(asio::any_completion_handler<void(error_code)> h)
 
 void lock::lost_impl(asio::any_completion_handler<void(error_code, error_code)> h)
 {
-    auto& s = *impl_;
-    const bool holding = s.state == detail::lock_impl::phase::held && s.end;
-    detail::wait_for_hold_end(holding ? s.end : nullptr, s.last_end, executor_, std::move(h));
+    detail::lost_on_strand(impl_, executor_, std::move(h));
 }
 
-bool lock::is_held() const noexcept
-{
-    const auto& s = *impl_;
-    return s.state == detail::lock_impl::phase::held && s.sid && detail::session_still_live(s.sess, *s.sid);
-}
+// The accessors read the hold as the strand last published it: safe from any thread.
+bool lock::is_held() const noexcept { return impl_->view.read().live; }
 
-std::uint64_t lock::fencing_token() const noexcept { return is_held() ? impl_->token : 0; }
+std::uint64_t lock::fencing_token() const noexcept { return impl_->view.read().token; }
 
-unsigned lock::hold_count() const noexcept { return is_held() ? impl_->count : 0; }
+unsigned lock::hold_count() const noexcept { return impl_->view.read().count; }
 
-std::uint64_t lock::lock_index() const noexcept { return is_held() ? impl_->lock_index : 0; }
+std::uint64_t lock::lock_index() const noexcept { return impl_->view.read().lock_index; }
 
-std::optional<consul::session_id> lock::session_id() const noexcept
-{
-    return impl_->state == detail::lock_impl::phase::held ? impl_->sid : std::nullopt;
-}
+std::optional<consul::session_id> lock::session_id() const noexcept { return impl_->view.read().sid; }
 
-lock::clock::time_point lock::deadline() const noexcept
-{
-    return is_held() ? impl_->sess->deadline() : clock::time_point::min();
-}
+lock::clock::time_point lock::deadline() const noexcept { return impl_->view.read().deadline; }
 
 const std::string& lock::key() const noexcept { return impl_->key; }
 
 const lock_options& lock::options() const noexcept { return impl_->options; }
 
-void lock::set_value(std::string value) { impl_->options.value = std::move(value); }
+void lock::set_value(std::string value)
+{
+    asio::dispatch(impl_->cimpl->executor, [impl = impl_, v = std::move(value)]() mutable { impl->options.value = std::move(v); });
+}
 
 } // namespace colock

@@ -14,6 +14,7 @@
 #include "sansio/semaphore_record.hpp"
 
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 
 namespace colock::detail {
 
@@ -42,11 +43,11 @@ std::string trimmed(std::string prefix)
 
 struct semaphore_impl : std::enable_shared_from_this<semaphore_impl> {
     semaphore_impl(consul::client& c, std::string p, std::uint32_t l, semaphore_options o)
-        : client(&c), cimpl(c.impl()), prefix(trimmed(std::move(p))), limit(l), options(std::move(o))
+        : cimpl(c.impl()), prefix(trimmed(std::move(p))), limit(l), options(std::move(o))
     {
     }
 
-    consul::client* client;
+    // Everything below is touched on the client's strand only, but `view`, which the accessors read.
     std::shared_ptr<client_impl> cimpl;
     std::string prefix;
     std::uint32_t limit;
@@ -67,8 +68,11 @@ struct semaphore_impl : std::enable_shared_from_this<semaphore_impl> {
     std::uint64_t hold_epoch = 0;
     std::shared_ptr<hold_end> end;
     error_code last_end = make_error_code(errc::not_held);
-    asio::cancellation_signal acquire_stop; // ~semaphore cancels a pending acquire
+    std::weak_ptr<consul::detail::op_registration> acquire_reg; // the pending acquire: ~semaphore stops it
     bool acquire_pending = false;
+    published_hold view;
+
+    void publish() { view.publish(hold_view{state == phase::held, token, state == phase::held ? 1u : 0u, 0, sid, sess}); }
 
     std::string tag() const { return "semaphore '" + prefix + "'"; }
     std::string dir() const { return prefix + '/'; }
@@ -83,7 +87,7 @@ struct semaphore_impl : std::enable_shared_from_this<semaphore_impl> {
         if (options.session)
             return *options.session;
         if (!own)
-            own = std::make_unique<consul::session>(*client, options.own_session);
+            own = std::make_unique<consul::session>(cimpl, options.own_session);
         return *own;
     }
 
@@ -242,6 +246,7 @@ void semaphore_impl::become_held(consul::session& s, const consul::session_id& i
     record = std::move(rec);
     const auto epoch = ++hold_epoch;
     end = std::make_shared<hold_end>(cimpl->executor);
+    publish();
     if (cimpl->log.enabled(logger::level::debug))
         cimpl->debug(tag() + " acquired, fencing token " + std::to_string(token));
 
@@ -297,6 +302,7 @@ void semaphore_impl::end_hold(error_code reason)
     token = 0;
     sess = nullptr;
     sid.reset();
+    publish(); // before a semaphore-owned session can be destroyed: accessors read it
     record.reset();
     monitor_stop.emit();
     session_wait.emit();
@@ -601,23 +607,25 @@ semaphore::semaphore(consul::client& c, std::string prefix, std::uint32_t limit,
 
 semaphore::~semaphore()
 {
-    auto& s = *impl_;
-    s.closed = true;
-    if (s.acquire_pending)
-        s.acquire_stop.emit(asio::cancellation_type::terminal);
-    if (s.state == detail::semaphore_impl::phase::held) // our own session ends once the slot is given back
-        s.release_in_background(std::move(s.own), std::make_shared<detail::release_done>(s.cimpl->executor));
-    s.client = nullptr;
+    // On the strand (at once when already there): a pending acquire stops, a held slot is given back in the
+    // background, and then our own session ends.
+    asio::dispatch(impl_->cimpl->executor, [impl = impl_] {
+        auto& s = *impl;
+        s.closed = true;
+        detail::stop_acquire(s);
+        if (s.state == detail::semaphore_impl::phase::held)
+            s.release_in_background(std::move(s.own), std::make_shared<detail::release_done>(s.cimpl->executor));
+    });
 }
 
 void semaphore::acquire_impl(asio::any_completion_handler<void(error_code)> h)
 {
-    detail::start_acquire(*impl_, executor_, detail::acquire_only_body(impl_), std::move(h));
+    detail::start_acquire(*impl_, detail::acquire_only_body(impl_), std::move(h));
 }
 
 void semaphore::try_acquire_impl(asio::any_completion_handler<void(error_code, bool)> h)
 {
-    detail::start_acquire(*impl_, executor_, detail::acquire_body(impl_, true), std::move(h));
+    detail::start_acquire(*impl_, detail::acquire_body(impl_, true), std::move(h));
 }
 
 void semaphore::release_impl(asio::any_completion_handler<void(error_code)> h)
@@ -627,28 +635,17 @@ void semaphore::release_impl(asio::any_completion_handler<void(error_code)> h)
 
 void semaphore::lost_impl(asio::any_completion_handler<void(error_code, error_code)> h)
 {
-    auto& s = *impl_;
-    const bool holding = s.state == detail::semaphore_impl::phase::held && s.end;
-    detail::wait_for_hold_end(holding ? s.end : nullptr, s.last_end, executor_, std::move(h));
+    detail::lost_on_strand(impl_, executor_, std::move(h));
 }
 
-bool semaphore::is_held() const noexcept
-{
-    const auto& s = *impl_;
-    return s.state == detail::semaphore_impl::phase::held && s.sid && detail::session_still_live(s.sess, *s.sid);
-}
+// The accessors read the hold as the strand last published it: safe from any thread.
+bool semaphore::is_held() const noexcept { return impl_->view.read().live; }
 
-std::uint64_t semaphore::fencing_token() const noexcept { return is_held() ? impl_->token : 0; }
+std::uint64_t semaphore::fencing_token() const noexcept { return impl_->view.read().token; }
 
-std::optional<consul::session_id> semaphore::session_id() const noexcept
-{
-    return impl_->state == detail::semaphore_impl::phase::held ? impl_->sid : std::nullopt;
-}
+std::optional<consul::session_id> semaphore::session_id() const noexcept { return impl_->view.read().sid; }
 
-semaphore::clock::time_point semaphore::deadline() const noexcept
-{
-    return is_held() ? impl_->sess->deadline() : clock::time_point::min();
-}
+semaphore::clock::time_point semaphore::deadline() const noexcept { return impl_->view.read().deadline; }
 
 const std::string& semaphore::prefix() const noexcept { return impl_->prefix; }
 

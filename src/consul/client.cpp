@@ -156,17 +156,17 @@ awaitable<std::tuple<error_code, http_response>> exchange(const std::shared_ptr<
 
 namespace detail {
 
-session& client_impl::shared_session()
+std::shared_ptr<session> client_impl::shared_session()
 {
     std::lock_guard guard(shared_session_mutex_);
     if (!shared_session_)
-        shared_session_ = std::make_unique<session>(shared_from_this(), options.shared_session);
-    return *shared_session_;
+        shared_session_ = std::make_shared<session>(shared_from_this(), options.shared_session);
+    return shared_session_;
 }
 
 void client_impl::close_shared_session()
 {
-    std::unique_ptr<session> closing;
+    std::shared_ptr<session> closing;
     {
         std::lock_guard guard(shared_session_mutex_);
         closing = std::move(shared_session_);
@@ -482,9 +482,10 @@ client::client(executor_type ex, client_options opts, colock::logger log)
 
 client::~client()
 {
-    // The shared session object goes now (it refers to the implementation, which owns it: keeping it would
-    // be a cycle when the event loop never runs again); its renewal stops and the Consul session is
-    // destroyed on the strand, in the background. Then, on the strand, every pending operation is cancelled.
+    // The implementation lets go of the shared session now (the session refers to it: keeping it would be a
+    // cycle when the event loop never runs again). On the strand, cancel_all() then stops every session's
+    // renewal (one a hold still refers to as well), destroys them in the background and cancels every
+    // pending operation.
     impl_->close_shared_session();
     asio::post(impl_->executor, [impl = impl_] { impl->cancel_all(); });
 }
@@ -497,7 +498,7 @@ void client::cancel()
     asio::post(impl_->executor, [impl = impl_] { impl->cancel_all(); });
 }
 
-session& client::shared_session() { return impl_->shared_session(); }
+session& client::shared_session() { return *impl_->shared_session(); }
 
 void client::kv_get_impl(std::string key, query_options opts, handler<kv_get_result> h)
 {

@@ -96,8 +96,9 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     std::uint64_t add_cancel_hook(std::function<void()> hook);
     void remove_cancel_hook(std::uint64_t id);
 
-    /// The session shared by recipes without their own (created on first use, from any thread).
-    consul::session& shared_session();
+    /// The session shared by recipes without their own (created on first use, from any thread). A hold
+    /// keeps it while it needs it; client::cancel() and the client's end stop it all the same.
+    std::shared_ptr<consul::session> shared_session();
     /// Destroys the shared session object (from any thread); its renewal stops on the strand.
     void close_shared_session();
 
@@ -115,7 +116,7 @@ private:
     std::mutex hooks_mutex_;
     std::vector<std::pair<std::uint64_t, std::function<void()>>> hooks_;
     std::mutex shared_session_mutex_;
-    std::unique_ptr<consul::session> shared_session_;
+    std::shared_ptr<consul::session> shared_session_;
     std::uint64_t next_hook_ = 1;
     std::uint64_t cancellations_ = 0;
     // Last, so they go first: their destructors still use the hooks above.

@@ -12,10 +12,12 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
-#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
 
 namespace colock::consul::detail {
 
@@ -37,8 +39,10 @@ struct kv_watch_impl {
     colock::detail::token_bucket bucket;
     colock::detail::backoff errors;
     bool failed_last = false;
-    bool pending = false;                     // one next() at a time
-    asio::cancellation_signal stop;           // the pending next(): the caller's cancellation or ~kv_watch
+    // On the client's strand: one next() at a time; ~kv_watch stops it through its registration.
+    bool pending = false;
+    std::weak_ptr<op_registration> pending_reg;
+    std::atomic<std::uint64_t> last_index{0}; // for index(), from any thread
 };
 
 namespace {
@@ -77,13 +81,34 @@ asio::awaitable<std::tuple<error_code, kv_get_result>> next_body(std::shared_ptr
         }
         w->failed_last = false;
         w->errors.reset();
-        if (w->tracker.on_reply(result.meta.index)) {
+        const bool changed = w->tracker.on_reply(result.meta.index);
+        w->last_index = w->tracker.last_index();
+        if (changed) {
             if (w->tracker.regressed())
                 w->client->info("watch '" + w->key + "': index went backwards, starting over");
             co_return std::tuple{error_code{}, std::move(result)};
         }
         // Same index: a timeout or a spurious wake-up. Ask again.
     }
+}
+
+// Runs next_body when no other next() of the watch is pending (decided on the strand).
+asio::awaitable<std::tuple<error_code, kv_get_result>> one_next_at_a_time(std::shared_ptr<kv_watch_impl> w,
+                                                                          std::weak_ptr<op_registration> reg)
+{
+    if (w->pending)
+        co_return std::tuple{make_error_code(errc::operation_in_progress), kv_get_result{}};
+    w->pending = true;
+    w->pending_reg = std::move(reg);
+    struct done_guard {
+        kv_watch_impl& w;
+        ~done_guard()
+        {
+            w.pending = false;
+            w.pending_reg.reset();
+        }
+    } guard{*w};
+    co_return co_await next_body(w);
 }
 
 } // namespace
@@ -101,37 +126,26 @@ kv_watch& kv_watch::operator=(kv_watch&&) noexcept = default;
 kv_watch::~kv_watch()
 {
     // A pending next() would otherwise hold a connection for the rest of its blocking query.
-    if (impl_ && impl_->pending)
-        impl_->stop.emit(boost::asio::cancellation_type::terminal);
+    if (impl_)
+        boost::asio::dispatch(impl_->client->executor, [w = impl_] {
+            if (auto reg = w->pending_reg.lock())
+                reg->signal.emit(boost::asio::cancellation_type::terminal);
+        });
 }
 
 const std::string& kv_watch::key() const noexcept { return impl_->key; }
-std::uint64_t kv_watch::index() const noexcept { return impl_->tracker.last_index(); }
+std::uint64_t kv_watch::index() const noexcept { return impl_->last_index.load(); }
 
 void kv_watch::next_impl(boost::asio::any_completion_handler<void(error_code, kv_get_result)> h)
 {
     namespace asio = boost::asio;
-    if (!impl_ || impl_->pending) { // moved-from, or a next() is already pending
-        const auto ec = make_error_code(impl_ ? errc::operation_in_progress : errc::invalid_argument);
-        asio::post(executor_, asio::append(std::move(h), ec, kv_get_result{}));
+    if (!impl_) { // moved-from
+        asio::post(executor_, asio::append(std::move(h), make_error_code(errc::invalid_argument), kv_get_result{}));
         return;
     }
-    impl_->pending = true;
-    // The operation listens to the watch's own signal; the caller's slot, if any, forwards to it.
-    auto user_slot = asio::get_associated_cancellation_slot(h);
-    if (user_slot.is_connected())
-        user_slot.assign([impl = impl_](asio::cancellation_type t) { impl->stop.emit(t); });
-    auto ex = asio::get_associated_executor(h, executor_);
-    auto finish = [impl = impl_, user_slot, h = std::move(h)](error_code ec, kv_get_result r) mutable {
-        impl->pending = false;
-        auto slot = user_slot;
-        if (slot.is_connected())
-            slot.clear();
-        std::move(h)(ec, std::move(r));
-    };
-    detail::launch(impl_->client, detail::next_body(impl_),
-                   asio::any_completion_handler<void(error_code, kv_get_result)>(asio::bind_cancellation_slot(
-                       impl_->stop.slot(), asio::bind_executor(ex, std::move(finish)))));
+    auto reg = std::make_shared<detail::op_registration>();
+    auto body = detail::one_next_at_a_time(impl_, reg);
+    detail::launch(impl_->client, std::move(body), std::move(h), std::move(reg));
 }
 
 } // namespace colock::consul

@@ -12,6 +12,7 @@
 #include <colock/error.hpp>
 
 #include "consul/op.hpp"
+#include "detail/strand_cancellation.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -25,6 +26,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -33,6 +35,8 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <tuple>
 #include <utility>
 
@@ -169,44 +173,115 @@ inline void wait_for_hold_end(const std::shared_ptr<hold_end>& end, error_code l
         })));
 }
 
-// Wraps an acquire handler so that both the caller's cancellation and the object's destruction
-// (which emits `impl->acquire_stop`) reach the operation. `Impl` has `acquire_stop` (a
-// cancellation_signal) and `acquire_pending`, and derives from enable_shared_from_this.
+// One acquisition at a time per recipe object, decided on the client's strand: `body` runs only when
+// no other acquisition of `self` is pending (otherwise operation_in_progress). While it runs,
+// `self->acquire_reg` names its registration, whose signal the object's destruction emits.
+// `Impl` has `acquire_pending` (bool) and `acquire_reg` (weak_ptr<op_registration>).
 template <class Impl, class... Ts>
-boost::asio::any_completion_handler<void(error_code, Ts...)>
-stoppable(Impl& s, boost::asio::any_io_executor ex, boost::asio::any_completion_handler<void(error_code, Ts...)> h)
+boost::asio::awaitable<std::tuple<error_code, Ts...>>
+one_acquire_at_a_time(std::shared_ptr<Impl> self, std::weak_ptr<consul::detail::op_registration> reg,
+                      boost::asio::awaitable<std::tuple<error_code, Ts...>> body)
 {
-    namespace asio = boost::asio;
-    auto user_slot = asio::get_associated_cancellation_slot(h);
-    auto impl = s.shared_from_this();
-    if (user_slot.is_connected())
-        user_slot.assign([impl](asio::cancellation_type t) { impl->acquire_stop.emit(t); });
-    auto hex = asio::get_associated_executor(h, ex);
-    s.acquire_pending = true;
-    auto finish = [impl, user_slot, h = std::move(h)](error_code ec, Ts... args) mutable {
-        impl->acquire_pending = false;
-        auto slot = user_slot;
-        if (slot.is_connected())
-            slot.clear();
-        std::move(h)(ec, std::move(args)...);
-    };
-    return asio::any_completion_handler<void(error_code, Ts...)>(
-        asio::bind_cancellation_slot(s.acquire_stop.slot(), asio::bind_executor(hex, std::move(finish))));
+    if (self->acquire_pending)
+        co_return std::tuple<error_code, Ts...>{make_error_code(errc::operation_in_progress), Ts{}...};
+    self->acquire_pending = true;
+    self->acquire_reg = std::move(reg);
+    struct done_guard {
+        Impl& s;
+        ~done_guard()
+        {
+            s.acquire_pending = false;
+            s.acquire_reg.reset();
+        }
+    } guard{*self};
+    co_return co_await std::move(body);
 }
 
-// Starts an acquisition (`body`) of a holding recipe, stoppable by the caller and by the object's
-// destruction; refused with operation_in_progress (after a post) while another one is pending.
+// Starts an acquisition (`body`) of a holding recipe: stoppable by the caller, by client::cancel()
+// and by the object's destruction (stop_acquire()); refused with operation_in_progress while another
+// one is pending. Callable from any thread.
 template <class Impl, class... Ts>
-void start_acquire(Impl& s, boost::asio::any_io_executor ex, boost::asio::awaitable<std::tuple<error_code, Ts...>> body,
+void start_acquire(Impl& s, boost::asio::awaitable<std::tuple<error_code, Ts...>> body,
                    boost::asio::any_completion_handler<void(error_code, Ts...)> h)
 {
-    if (s.acquire_pending) {
-        boost::asio::post(ex, boost::asio::append(std::move(h), make_error_code(errc::operation_in_progress), Ts{}...));
-        return;
-    }
-    auto wrapped = stoppable(s, ex, std::move(h));
-    consul::detail::launch(s.cimpl, std::move(body), std::move(wrapped));
+    auto reg = std::make_shared<consul::detail::op_registration>();
+    auto exclusive = one_acquire_at_a_time(s.shared_from_this(), reg, std::move(body));
+    consul::detail::launch(s.cimpl, std::move(exclusive), std::move(h), std::move(reg));
 }
+
+// On the strand: stops the pending acquisition of `s`, if any (the object is being destroyed).
+template <class Impl>
+void stop_acquire(Impl& s)
+{
+    if (auto reg = s.acquire_reg.lock())
+        reg->signal.emit(boost::asio::cancellation_type::terminal);
+}
+
+// lost() of a holding recipe, callable from any thread: decided on the strand, completed on the
+// handler's executor (default `user_ex`). `Impl` has `state`, `end` and `last_end`.
+template <class Impl>
+void lost_on_strand(std::shared_ptr<Impl> self, boost::asio::any_io_executor user_ex,
+                    boost::asio::any_completion_handler<void(error_code, error_code)> h)
+{
+    namespace asio = boost::asio;
+    const auto strand = self->cimpl->executor;
+    auto on_strand = cancellable_on(strand, user_ex, std::move(h));
+    asio::dispatch(strand, [self = std::move(self), user_ex, h = std::move(on_strand)]() mutable {
+        const bool holding = self->state == Impl::phase::held && self->end;
+        wait_for_hold_end(holding ? self->end : nullptr, self->last_end, user_ex, std::move(h));
+    });
+}
+
+// What a holding recipe's accessors read from any thread. The strand publishes it whenever a hold
+// starts or ends or its count changes; a hold's session is cleared here before it can be destroyed.
+struct hold_view {
+    bool held = false;
+    std::uint64_t token = 0;
+    unsigned count = 0;
+    std::uint64_t lock_index = 0;
+    std::optional<consul::session_id> sid;
+    const consul::session* sess = nullptr;
+};
+
+// A hold_view read at one instant, with the session's liveness (past its deadline it holds nothing).
+struct hold_reading {
+    bool held = false; // a hold is recorded (session_id() shows it even past the deadline)
+    bool live = false; // and its session is still live: is_held()
+    std::uint64_t token = 0;
+    unsigned count = 0;
+    std::uint64_t lock_index = 0;
+    std::optional<consul::session_id> sid;
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::min();
+};
+
+class published_hold {
+public:
+    void publish(hold_view v)
+    {
+        std::lock_guard guard(mutex_);
+        view_ = std::move(v);
+    }
+    hold_reading read() const
+    {
+        std::lock_guard guard(mutex_);
+        hold_reading r;
+        r.held = view_.held;
+        r.live = view_.held && view_.sid && session_still_live(view_.sess, *view_.sid);
+        if (r.held)
+            r.sid = view_.sid;
+        if (r.live) {
+            r.token = view_.token;
+            r.count = view_.count;
+            r.lock_index = view_.lock_index;
+            r.deadline = view_.sess->deadline();
+        }
+        return r;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    hold_view view_;
+};
 
 } // namespace colock::detail
 
