@@ -44,7 +44,7 @@ constexpr milliseconds hold_watch_delay{25};
 
 } // namespace
 
-struct lock_impl : std::enable_shared_from_this<lock_impl> {
+struct lock_impl final : consul::detail::closable, std::enable_shared_from_this<lock_impl> {
     lock_impl(consul::client& c, std::string k, lock_options o)
         : cimpl(c.impl()), key(std::move(k)), options(std::move(o))
     {
@@ -121,7 +121,19 @@ struct lock_impl : std::enable_shared_from_this<lock_impl> {
     void on_lost(std::uint64_t epoch, error_code reason);
     void end_hold(error_code reason);
     void release_in_background(std::shared_ptr<release_done> done);
+    asio::awaitable<error_code> close_holds() override;
 };
+
+asio::awaitable<error_code> lock_impl::close_holds()
+{
+    stop_acquire(*this);
+    std::shared_ptr<release_done> done;
+    if (state == phase::held) { // every hold of a reentrant lock
+        done = std::make_shared<release_done>(cimpl->executor);
+        release_in_background(done);
+    }
+    return release_outcome(std::move(done));
+}
 
 namespace {
 
@@ -565,6 +577,7 @@ namespace asio = boost::asio;
 lock::lock(consul::client& c, std::string key, lock_options opts)
     : executor_(c.get_executor()), impl_(std::make_shared<detail::lock_impl>(c, std::move(key), std::move(opts)))
 {
+    impl_->cimpl->add_closable(impl_);
 }
 
 lock::~lock()

@@ -41,7 +41,7 @@ std::string trimmed(std::string prefix)
 
 } // namespace
 
-struct semaphore_impl : std::enable_shared_from_this<semaphore_impl> {
+struct semaphore_impl final : consul::detail::closable, std::enable_shared_from_this<semaphore_impl> {
     semaphore_impl(consul::client& c, std::string p, std::uint32_t l, semaphore_options o)
         : cimpl(c.impl()), prefix(trimmed(std::move(p))), limit(l), options(std::move(o))
     {
@@ -99,7 +99,21 @@ struct semaphore_impl : std::enable_shared_from_this<semaphore_impl> {
                                 std::unique_ptr<consul::session> retire, std::shared_ptr<release_done> done);
     // Ends the hold and gives the slot back in the background (release(), destruction).
     void release_in_background(std::unique_ptr<consul::session> retire, std::shared_ptr<release_done> done);
+    asio::awaitable<error_code> close_holds() override;
 };
+
+asio::awaitable<error_code> semaphore_impl::close_holds()
+{
+    stop_acquire(*this);
+    std::shared_ptr<release_done> done;
+    if (state == phase::held) { // the slot goes back, then our own session ends
+        done = std::make_shared<release_done>(cimpl->executor);
+        release_in_background(std::move(own), done);
+    } else if (!acquire_pending) {
+        own.reset(); // an idle semaphore keeps its session for the next acquire; close() ends it
+    }
+    return release_outcome(std::move(done));
+}
 
 namespace {
 
@@ -603,6 +617,7 @@ semaphore::semaphore(consul::client& c, std::string prefix, std::uint32_t limit,
     : executor_(c.get_executor()),
       impl_(std::make_shared<detail::semaphore_impl>(c, std::move(prefix), limit, std::move(opts)))
 {
+    impl_->cimpl->add_closable(impl_);
 }
 
 semaphore::~semaphore()

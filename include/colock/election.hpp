@@ -35,7 +35,7 @@ struct election_impl;
 /// Leadership is a lease: a leader paused past its session's TTL may act after a successor was
 /// elected. Only the fencing token, checked by the resource, stops such a stale leader.
 ///
-/// Thread safety: as the client (start operations from the client's thread). The client must
+/// Thread safety: as the lock (operations and accessors from any thread). The client must
 /// outlive the election. Destroying a leading election resigns in the background; destroying it
 /// cancels a pending campaign() and observe().
 class election {

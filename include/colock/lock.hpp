@@ -36,8 +36,9 @@ struct lock_impl;
 ///   the network silently drops every packet). The lock is then "not held" again and can re-acquire.
 /// - Several lock objects on one key in one client exclude each other, even on a shared session.
 ///
-/// Thread safety: as the client: start operations from the thread that runs the client's executor
-/// (from another thread, post to it first). The client must outlive the lock. Destroying a held lock releases
+/// Thread safety: operations may be started from any thread, also concurrently on one lock object (a
+/// second acquire while one is pending completes with errc::operation_in_progress); accessors are safe
+/// from any thread; the lock's state lives on the client's strand. The client must outlive the lock. Destroying a held lock releases
 /// it in the background; destroying it while acquire() is pending cancels that acquire().
 class lock {
 public:

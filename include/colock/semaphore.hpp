@@ -37,7 +37,7 @@ struct semaphore_impl;
 /// holders (pruned or by hand), the record was deleted or replaced, the session was invalidated or
 /// its fail-safe deadline passed without a renewal.
 ///
-/// Thread safety: as the client (start operations from the client's thread). The client must
+/// Thread safety: as the lock (operations and accessors from any thread). The client must
 /// outlive the semaphore. Destroying a held semaphore releases its slot in the background;
 /// destroying it while acquire() is pending cancels that acquire().
 class semaphore {

@@ -11,6 +11,9 @@
 #include "detail/encoding.hpp"
 #include "detail/go_duration.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 namespace colock::consul {
 
 using detail::http_request;
@@ -161,6 +164,31 @@ std::shared_ptr<session> client_impl::shared_session()
     std::lock_guard guard(shared_session_mutex_);
     if (!shared_session_)
         shared_session_ = std::make_shared<session>(shared_from_this(), options.shared_session);
+    return shared_session_;
+}
+
+void client_impl::add_closable(std::weak_ptr<closable> c)
+{
+    std::lock_guard guard(closables_mutex_);
+    if (closables_.size() >= 64 && closables_.size() == closables_.capacity()) // amortised O(1): prune before growing
+        std::erase_if(closables_, [](const std::weak_ptr<closable>& w) { return w.expired(); });
+    closables_.push_back(std::move(c));
+}
+
+std::vector<std::shared_ptr<closable>> client_impl::live_closables()
+{
+    std::lock_guard guard(closables_mutex_);
+    std::erase_if(closables_, [](const std::weak_ptr<closable>& w) { return w.expired(); });
+    std::vector<std::shared_ptr<closable>> live;
+    for (auto& w : closables_)
+        if (auto c = w.lock())
+            live.push_back(std::move(c));
+    return live;
+}
+
+std::shared_ptr<session> client_impl::shared_session_if_any()
+{
+    std::lock_guard guard(shared_session_mutex_);
     return shared_session_;
 }
 
@@ -499,6 +527,37 @@ void client::cancel()
 }
 
 session& client::shared_session() { return *impl_->shared_session(); }
+
+namespace {
+
+// client::close(): holds first (on the shared session, which must still live: destroying it first would
+// impose lock-delay on the next holders), then the shared session, then everything else.
+awaitable<std::tuple<error_code>> close_body(std::shared_ptr<detail::client_impl> impl)
+{
+    std::vector<awaitable<error_code>> releases;
+    for (auto& c : impl->live_closables())
+        releases.push_back(c->close_holds()); // each starts its give-back now
+    error_code first;
+    for (auto& r : releases) {
+        auto ec = co_await std::move(r);
+        if (ec && ec != errc::not_held && !first)
+            first = ec;
+    }
+    if (auto shared = impl->shared_session_if_any()) {
+        auto [sec] = co_await shared->close(asio::as_tuple(asio::use_awaitable));
+        if (sec && !first)
+            first = sec;
+    }
+    impl->cancel_all();
+    co_return std::tuple{first};
+}
+
+} // namespace
+
+void client::close_impl(asio::any_completion_handler<void(error_code)> h)
+{
+    detail::launch(impl_, close_body(impl_), std::move(h));
+}
 
 void client::kv_get_impl(std::string key, query_options opts, handler<kv_get_result> h)
 {

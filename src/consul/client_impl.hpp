@@ -68,6 +68,14 @@ struct op_registration {
     bool registered = false;
 };
 
+/// A recipe object whose holds client::close() gives back (locks and semaphores register themselves).
+struct closable {
+    virtual ~closable() = default;
+    /// On the strand: stops a pending acquire and starts giving back what is held, at once; the returned
+    /// awaitable completes with the outcome of the give-back's first round.
+    virtual boost::asio::awaitable<error_code> close_holds() = 0;
+};
+
 struct client_impl : std::enable_shared_from_this<client_impl> {
     client_impl(boost::asio::any_io_executor ex, client_options o, colock::logger l);
     ~client_impl();
@@ -96,9 +104,14 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     std::uint64_t add_cancel_hook(std::function<void()> hook);
     void remove_cancel_hook(std::uint64_t id);
 
+    /// Recipes register here for client::close() (from any thread; expired entries are dropped).
+    void add_closable(std::weak_ptr<closable> c);
+    std::vector<std::shared_ptr<closable>> live_closables();
+
     /// The session shared by recipes without their own (created on first use, from any thread). A hold
     /// keeps it while it needs it; client::cancel() and the client's end stop it all the same.
     std::shared_ptr<consul::session> shared_session();
+    std::shared_ptr<consul::session> shared_session_if_any(); ///< null before first use
     /// Destroys the shared session object (from any thread); its renewal stops on the strand.
     void close_shared_session();
 
@@ -115,6 +128,8 @@ private:
     std::list<std::shared_ptr<op_registration>> ops_;
     std::mutex hooks_mutex_;
     std::vector<std::pair<std::uint64_t, std::function<void()>>> hooks_;
+    std::mutex closables_mutex_;
+    std::vector<std::weak_ptr<closable>> closables_;
     std::mutex shared_session_mutex_;
     std::shared_ptr<consul::session> shared_session_;
     std::uint64_t next_hook_ = 1;

@@ -152,6 +152,15 @@ inline boost::asio::awaitable<std::tuple<error_code>> wait_for(std::shared_ptr<r
     co_return std::tuple{done->ec};
 }
 
+// The outcome of a give-back started by closable::close_holds() (none started: success).
+inline boost::asio::awaitable<error_code> release_outcome(std::shared_ptr<release_done> done)
+{
+    if (!done)
+        co_return error_code{};
+    auto [ec] = co_await wait_for(std::move(done));
+    co_return ec;
+}
+
 // lost(): completes with (no error, why) when the hold ends, at once with `last_end` when there is
 // no hold, and with operation_aborted when only the wait is cancelled.
 inline void wait_for_hold_end(const std::shared_ptr<hold_end>& end, error_code last_end, boost::asio::any_io_executor ex,

@@ -59,6 +59,20 @@ public:
     /// Takes effect on the client's strand, after whatever this thread started before the call.
     void cancel();
 
+    /// Ends the client's work, for a program that is done: gives back what its locks, semaphores and
+    /// elections hold (waiting for each release's first round), stops their pending acquires, closes
+    /// the shared session (destroying it in Consul), then does what cancel() does: every other pending
+    /// operation is cancelled and every session stops renewing. Afterwards nothing of the client keeps
+    /// the event loop busy but the destroy requests of sessions it did not close itself (bounded by
+    /// request_timeout). Signature: void(error_code): the first release or destroy error, if any.
+    /// The client stays usable (a later operation starts afresh, as after cancel()).
+    template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>
+    [[nodiscard]] auto close(Token&& token = {})
+    {
+        return colock::detail::initiate<void(error_code)>(get_executor(), std::forward<Token>(token),
+                                                           [this](auto h) { close_impl(std::move(h)); });
+    }
+
     /// The session shared by every recipe that does not bring its own (created on first use with
     /// client_options::shared_session, renewed in the background, destroyed with the client).
     session& shared_session();
@@ -214,6 +228,7 @@ private:
     template <class T>
     using handler = boost::asio::any_completion_handler<void(error_code, T)>;
 
+    void close_impl(boost::asio::any_completion_handler<void(error_code)> h);
     void kv_get_impl(std::string key, query_options opts, handler<kv_get_result> h);
     void kv_list_impl(std::string prefix, query_options opts, handler<kv_list_result> h);
     void kv_keys_impl(std::string prefix, std::string separator, query_options opts, handler<kv_keys_result> h);
