@@ -21,7 +21,12 @@ void logger::log(level l, std::string_view message) const
     if (!enabled(l))
         return;
     if (sink) {
-        sink(l, message);
+        // A throwing sink must not unwind through colock's background loops (it would end them silently).
+        try {
+            sink(l, message);
+        } catch (...) {
+            std::fputs("colock: the log sink threw; a message was lost\n", stderr);
+        }
         return;
     }
     std::fprintf(stderr, "colock [%.*s] %.*s\n", static_cast<int>(to_string(l).size()), to_string(l).data(),

@@ -13,7 +13,8 @@ struct logger {
     enum class level { debug, info, warning, error, disabled };
 
     level min_level = level::warning;
-    /// Receives every line at or above min_level. Empty: lines go to stderr.
+    /// Receives every line at or above min_level (from the client's strand, so possibly from any thread that
+    /// runs its executor). Empty: lines go to stderr. An exception out of it is caught and dropped.
     std::function<void(level, std::string_view)> sink;
 
     bool enabled(level l) const noexcept { return l >= min_level && min_level != level::disabled; }
