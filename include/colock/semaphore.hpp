@@ -31,7 +31,12 @@ struct semaphore_impl;
 ///   is pruned by the next contender that writes the record.
 ///
 /// The **fencing token** of a slot is the ModifyIndex of the `.lock` write that added this holder:
-/// it rises strictly across successive acquisitions on the prefix.
+/// unique per acquisition on the prefix, and larger than the token of every acquisition that
+/// completed before this one began. With limit 1 it fences like a lock's token (a resource refuses
+/// tokens smaller than the largest it accepted). With limit > 1 it tells holders apart but gives no
+/// fence by order: a holder with a smaller token may still hold its slot beside newer ones, so
+/// "refuse smaller tokens" would refuse valid holders. A resource shared by N holders checks a
+/// token against the holders it admitted instead (and forgets a token at that holder's release).
 ///
 /// While held, lost() completes as soon as the slot is gone: our session was removed from the
 /// holders (pruned or by hand), the record was deleted or replaced, the session was invalidated or

@@ -124,4 +124,43 @@ BOOST_AUTO_TEST_CASE(without_close_a_finished_program_keeps_renewing_its_shared_
     BOOST_TEST(ioc.stopped());
 }
 
+BOOST_AUTO_TEST_CASE(cancel_while_holding_leaves_the_key_to_its_lock_delay_and_close_does_not)
+{
+    // client::cancel() destroys the sessions without releasing: Consul frees the key but refuses other sessions
+    // for the lock-delay. close() releases first, so the key can be taken at once.
+    const auto prefix = consul_agent::instance().unique_prefix("client_cancel_delay");
+    auto delayed = [&](const std::string& name) {
+        auto o = lock_client(prefix + name);
+        o.shared_session.lock_delay = 15s;
+        return o;
+    };
+    bool ran = false;
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+        client other(ioc.get_executor(), lock_client(prefix + "other"));
+        {
+            client c(ioc.get_executor(), delayed("cancelled"));
+            lock l(c, prefix + "cancelled");
+            co_await expect_acquired(l);
+            c.cancel();
+            auto freed = [&] { return read_key(prefix + "cancelled").session.empty(); };
+            co_await require_eventually(freed, 5s, "Consul freeing the key of the destroyed session");
+            lock taker(other, prefix + "cancelled");
+            co_await expect_refused(taker); // free, but under lock-delay
+        }
+        {
+            client c(ioc.get_executor(), delayed("closed"));
+            lock l(c, prefix + "closed");
+            co_await expect_acquired(l);
+            auto [ec] = co_await c.close(asio::as_tuple(asio::use_awaitable));
+            BOOST_TEST(!ec, ec.message());
+            lock taker(other, prefix + "closed");
+            co_await expect_taken(taker); // released, so no lock-delay
+            co_await expect_released(taker);
+        }
+        co_await other.close(asio::use_awaitable);
+        ran = true;
+    });
+    BOOST_TEST(ran);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -132,6 +132,34 @@ BOOST_AUTO_TEST_CASE(never_more_holders_than_the_limit_and_a_waiter_gets_a_freed
     BOOST_TEST(ran);
 }
 
+BOOST_AUTO_TEST_CASE(with_limit_two_a_holder_keeps_its_slot_beside_newer_larger_tokens)
+{
+    // The token's contract for limit > 1: unique and rising with acquisition order, but no fence by order. A
+    // resource that refused tokens smaller than the largest it saw would refuse `a`, which still holds.
+    const auto name = agent().unique_prefix("sem_token");
+    const auto prefix = name + "sem";
+    bool ran = false;
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+        client c(ioc.get_executor(), lock_client(name));
+        semaphore a(c, prefix, 2, named_session(name));
+        semaphore b(c, prefix, 2, named_session(name));
+        co_await expect_acquired(a);
+        std::uint64_t newest = a.fencing_token();
+        for (int i = 0; i < 3; ++i) { // three acquisitions after a's, each with a larger token
+            co_await expect_acquired(b);
+            BOOST_TEST(b.fencing_token() > newest);
+            newest = b.fencing_token();
+            co_await expect_released(b);
+        }
+        BOOST_TEST(a.is_held());
+        BOOST_TEST(a.fencing_token() < newest);
+        BOOST_TEST(read_semaphore_record(prefix).holders.count(sid_of(a)) == 1u); // still a holder for Consul
+        co_await expect_released(a);
+        ran = true;
+    });
+    BOOST_TEST(ran);
+}
+
 BOOST_AUTO_TEST_CASE(many_contenders_never_exceed_the_limit_and_tokens_are_unique)
 {
     const auto name = agent().unique_prefix("sem_many");

@@ -56,6 +56,9 @@ public:
 
     /// Cancels every pending operation of this client and stops the renewal of its sessions
     /// (their destroy requests are still sent). The client can be used again afterwards.
+    /// Holds are not given back first: a held lock's key is released by Consul when its session is
+    /// destroyed, and then waits out the key's lock-delay (15 s by default) before anyone else can
+    /// take it. To end a program that holds locks, use close(), which releases them first.
     /// Takes effect on the client's strand, after whatever this thread started before the call.
     void cancel();
 
