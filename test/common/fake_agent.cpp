@@ -332,11 +332,14 @@ struct fake_agent::impl {
     }
 };
 
-fake_agent::fake_agent() : impl_(std::make_unique<impl>()) {
+fake_agent::fake_agent() : fake_agent("127.0.0.1") {}
+
+fake_agent::fake_agent(const std::string& address) : impl_(std::make_unique<impl>()) {
     auto& i = *impl_;
-    i.acceptor.open(tcp::v4());
+    const auto ip = asio::ip::make_address(address);
+    i.acceptor.open(ip.is_v6() ? tcp::v6() : tcp::v4());
     i.acceptor.set_option(asio::socket_base::reuse_address(true));
-    i.acceptor.bind(tcp::endpoint(asio::ip::make_address_v4("127.0.0.1"), 0));
+    i.acceptor.bind(tcp::endpoint(ip, 0));
     i.acceptor.listen(asio::socket_base::max_listen_connections);
     i.port = i.acceptor.local_endpoint().port();
     asio::co_spawn(i.ioc, i.accept_loop(), &impl::report);

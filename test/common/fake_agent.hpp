@@ -109,6 +109,7 @@ struct fake_step {
 class fake_agent {
 public:
     fake_agent();  // starts listening on 127.0.0.1 with an ephemeral port, and serving
+    explicit fake_agent(const std::string& address); // the same on another loopback address, e.g. "::1"
     ~fake_agent(); // stops the thread, closes every socket; returns within about a second whatever the connections do
     fake_agent(const fake_agent&) = delete;
     fake_agent& operator=(const fake_agent&) = delete;

@@ -127,6 +127,32 @@ BOOST_AUTO_TEST_CASE(read_answered_500_no_cluster_leader_is_retried_and_succeeds
     BOOST_TEST(fake.steps_left() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(an_ipv6_literal_host_is_reached_and_bracketed_in_the_host_header)
+{
+    fake_agent fake("::1");
+    fake.push(fake_step::respond(fake_agent::consul_reply(entry_json("k"), 5)));
+    auto o = fake_agent_options(fake.port());
+    o.host = "::1";
+    const auto r = get_k(o);
+    BOOST_TEST(!r.ec, r.ec.message());
+    const auto reqs = fake.requests();
+    BOOST_TEST_REQUIRE(reqs.size() == 1u);
+    BOOST_TEST(reqs[0].headers.at("host") == "[::1]:" + std::to_string(fake.port())); // RFC 9110 4.2.3
+}
+
+BOOST_AUTO_TEST_CASE(a_hostname_goes_into_the_host_header_as_it_is)
+{
+    fake_agent fake;
+    fake.push(fake_step::respond(fake_agent::consul_reply(entry_json("k"), 5)));
+    auto o = fake_agent_options(fake.port());
+    o.host = "localhost";
+    const auto r = get_k(o);
+    BOOST_TEST(!r.ec, r.ec.message());
+    const auto reqs = fake.requests();
+    BOOST_TEST_REQUIRE(reqs.size() == 1u);
+    BOOST_TEST(reqs[0].headers.at("host") == "localhost:" + std::to_string(fake.port()));
+}
+
 BOOST_AUTO_TEST_CASE(read_answered_429_is_retried_and_succeeds)
 {
     fake_agent fake;
