@@ -77,14 +77,18 @@ public:
     {
         open_ -= idle_.size();
         idle_.clear();
-        wake_waiters();
+        grant_waiters();
     }
 
 private:
+    // A request waiting for a slot. Slots are handed over in arrival order (per kind: a blocking read
+    // that waits for the blocking share never holds up the short requests behind it): the one a
+    // release frees goes to the first waiter that may use it, never to whoever asks next.
     struct waiter {
-        explicit waiter(asio::any_io_executor ex) : timer(std::move(ex)) {}
+        waiter(asio::any_io_executor ex, bool b) : timer(std::move(ex)), blocking(b) {}
         asio::steady_timer timer;
-        bool woken = false;
+        bool blocking;
+        std::unique_ptr<connection> granted;
     };
 
     bool can_open(bool blocking) const
@@ -98,6 +102,8 @@ private:
 
     asio::awaitable<std::tuple<error_code, std::unique_ptr<connection>>> acquire(bool blocking,
                                                                                 clock_type::time_point deadline);
+    std::unique_ptr<connection> take_slot(bool blocking); // requires can_open(blocking)
+    void grant_waiters();
     void release(std::unique_ptr<connection> c, bool reusable);
     asio::awaitable<std::tuple<error_code, std::vector<tcp::endpoint>>> resolve(clock_type::time_point deadline);
 
@@ -112,13 +118,6 @@ private:
                 pool.release(std::move(conn), false);
         }
     };
-    void wake_waiters()
-    {
-        for (auto* w : waiters_) {
-            w->woken = true;
-            w->timer.cancel();
-        }
-    }
     static bool peer_closed(connection& c);
     std::string make_tls_context();
     asio::awaitable<error_code> tls_handshake(connection& c);
@@ -133,45 +132,65 @@ private:
     std::list<waiter*> waiters_;
 };
 
+std::unique_ptr<connection> http_transport::take_slot(bool blocking)
+{
+    std::unique_ptr<connection> c;
+    // Most recently used first: the least likely to have been closed by the server.
+    while (!idle_.empty() && !c) {
+        c = std::move(idle_.back());
+        idle_.pop_back();
+        if (clock_type::now() - c->idle_since > opts_.idle_timeout || peer_closed(*c)) {
+            c.reset();
+            --open_;
+        }
+    }
+    if (!c) {
+        c = std::make_unique<connection>(ex_, tls_context_ ? &*tls_context_ : nullptr);
+        ++open_;
+    }
+    c->blocking_slot = blocking;
+    if (blocking)
+        ++open_blocking_;
+    return c;
+}
+
+void http_transport::grant_waiters()
+{
+    for (auto* w : waiters_) {
+        if (w->granted || !can_open(w->blocking))
+            continue;
+        w->granted = take_slot(w->blocking);
+        w->timer.cancel();
+    }
+}
+
 asio::awaitable<std::tuple<error_code, std::unique_ptr<connection>>>
 http_transport::acquire(bool blocking, clock_type::time_point deadline)
 {
-    for (;;) {
-        if (can_open(blocking)) {
-            std::unique_ptr<connection> c;
-            // Most recently used first: the least likely to have been closed by the server.
-            while (!idle_.empty() && !c) {
-                c = std::move(idle_.back());
-                idle_.pop_back();
-                if (clock_type::now() - c->idle_since > opts_.idle_timeout || peer_closed(*c)) {
-                    c.reset();
-                    --open_;
-                }
-            }
-            if (!c) {
-                c = std::make_unique<connection>(ex_, tls_context_ ? &*tls_context_ : nullptr);
-                ++open_;
-            }
-            c->blocking_slot = blocking;
-            if (blocking)
-                ++open_blocking_;
-            co_return std::tuple{error_code{}, std::move(c)};
+    // Every waiter that could use a free slot has been granted one (grant_waiters runs whenever a slot
+    // frees), so a free slot here is not taken from anybody who came first.
+    if (can_open(blocking))
+        co_return std::tuple{error_code{}, take_slot(blocking)};
+    waiter w(ex_, blocking);
+    w.timer.expires_at(deadline);
+    waiters_.push_back(&w);
+    struct unlink { // also when the frame is destroyed while suspended here: a granted slot goes back
+        http_transport& pool;
+        waiter& self;
+        ~unlink()
+        {
+            pool.waiters_.remove(&self);
+            if (self.granted)
+                pool.release(std::move(self.granted), true);
         }
-        waiter w(ex_);
-        w.timer.expires_at(deadline);
-        waiters_.push_back(&w);
-        struct unlink { // also when the frame is destroyed while suspended here
-            std::list<waiter*>& list;
-            waiter* self;
-            ~unlink() { list.remove(self); }
-        } guard{waiters_, &w};
-        auto [ec] = co_await w.timer.async_wait(use_tuple);
-        auto cs = co_await asio::this_coro::cancellation_state;
-        if (cs.cancelled() != asio::cancellation_type::none)
-            co_return std::tuple{make_error_code(asio::error::operation_aborted), nullptr};
-        if (!w.woken && !ec)
-            co_return std::tuple{make_error_code(errc::request_timeout), nullptr};
-    }
+    } guard{*this, w};
+    (void)co_await w.timer.async_wait(use_tuple);
+    auto cs = co_await asio::this_coro::cancellation_state;
+    if (cs.cancelled() != asio::cancellation_type::none)
+        co_return std::tuple{make_error_code(asio::error::operation_aborted), nullptr};
+    if (!w.granted) // the deadline passed first
+        co_return std::tuple{make_error_code(errc::request_timeout), nullptr};
+    co_return std::tuple{error_code{}, std::move(w.granted)};
 }
 
 void http_transport::release(std::unique_ptr<connection> c, bool reusable)
@@ -188,7 +207,7 @@ void http_transport::release(std::unique_ptr<connection> c, bool reusable)
         c->tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
         c->tcp().socket().close(ignored);
     }
-    wake_waiters();
+    grant_waiters();
 }
 
 // A pooled connection whose peer has closed it shows EOF (or an error) to a non-blocking peek.

@@ -313,6 +313,42 @@ BOOST_AUTO_TEST_CASE(client_cancel_abandons_a_request_in_flight_at_once)
 
 BOOST_AUTO_TEST_SUITE_END()
 
+BOOST_AUTO_TEST_SUITE(connection_pool)
+
+BOOST_AUTO_TEST_CASE(requests_waiting_for_the_one_slot_get_it_in_arrival_order)
+{
+    fake_agent fake;
+    fake.push(fake_step::respond(fake_agent::consul_reply(entry_json("first"), 2), 200ms)); // holds the slot
+    for (int i = 1; i <= 4; ++i)
+        fake.push(fake_step::respond(fake_agent::consul_reply(entry_json("w" + std::to_string(i)), 2 + i)));
+    auto o = fake_agent_options(fake.port());
+    o.max_connections = 1;
+    o.reserved_connections = 0;
+    std::vector<std::string> completed;
+    with_client(o, [&](client& c, asio::io_context&) -> asio::awaitable<void> {
+        auto record = [&](std::string key) {
+            return [&completed, key](error_code ec, kv_get_result) {
+                completed.push_back(ec ? key + ": " + ec.message() : key);
+            };
+        };
+        c.kv_get("first", query_options{}, record("first"));
+        auto first_arrived = [&] { return !fake.requests().empty(); };
+        const bool arrived = co_await eventually(first_arrived, 2000ms);
+        BOOST_TEST_REQUIRE(arrived, "the first request never reached the fake agent");
+        for (int i = 1; i <= 4; ++i)
+            c.kv_get("w" + std::to_string(i), query_options{}, record("w" + std::to_string(i)));
+        auto all_done = [&] { return completed.size() == 5u; };
+        const bool finished = co_await eventually(all_done, 3000ms);
+        BOOST_TEST(finished, "only " << completed.size() << " of 5 requests completed");
+    });
+    const std::vector<std::string> in_order{"first", "w1", "w2", "w3", "w4"};
+    BOOST_TEST(completed == in_order, boost::test_tools::per_element());
+    expect_targets(fake.requests(), {"/v1/kv/first", "/v1/kv/w1", "/v1/kv/w2", "/v1/kv/w3", "/v1/kv/w4"});
+    BOOST_TEST(fake.connections_accepted() == 1u); // handed from one request to the next, kept alive
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(connection_faults)
 
 BOOST_AUTO_TEST_CASE(reset_mid_body_on_a_get_is_retried_on_a_new_connection)
