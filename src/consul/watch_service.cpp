@@ -9,6 +9,7 @@
 #include "consul/client_impl.hpp"
 #include "consul/ops.hpp"
 #include "detail/backoff.hpp"
+#include "sansio/txn_rollback.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -268,45 +269,43 @@ asio::awaitable<void> poll_chunk(std::shared_ptr<watch_state> st, std::shared_pt
         if (changed)
             st->deliver(*e);
     };
-    // A `get` of a missing key rolls the whole transaction back, naming it: report that key absent
-    // and ask again for the others.
-    while (!left.empty() && !st->closed) {
-        std::vector<txn_op> ops;
-        ops.reserve(left.size());
-        for (const auto& e : left)
-            ops.push_back(txn_op::get(e->key));
-        write_options wo;
-        static_cast<request_options&>(wo) = left.front()->request; // one chunk, one set of options
-        auto [ec, result] = co_await txn_body(c, std::move(ops), wo,
-                                              consistent ? consistency_mode::consistent : consistency_mode::default_mode);
-        ++st->poll_txns;
-        if (st->closed)
-            co_return;
-        if (!ec && result.committed && result.results.size() != left.size())
-            ec = make_error_code(errc::bad_response);
-        if (!ec && !result.committed && (result.errors.empty() || result.errors.front().op_index >= left.size()))
-            ec = make_error_code(errc::bad_response);
+    // `get-or-empty`: a missing key answers an entry with no indexes (a plain `get` would roll the whole
+    // transaction back, one missing key at a time). Results are matched by key: Consul leaves out what
+    // the token may not read. A rollback is unexpected here: reported to every key of the chunk.
+    std::vector<txn_op> ops;
+    ops.reserve(left.size());
+    for (const auto& e : left)
+        ops.push_back(txn_op::get_or_empty(e->key));
+    write_options wo;
+    static_cast<request_options&>(wo) = left.front()->request; // one chunk, one set of options
+    auto [ec, result] = co_await txn_body(c, std::move(ops), wo,
+                                          consistent ? consistency_mode::consistent : consistency_mode::default_mode);
+    ++st->poll_txns;
+    if (st->closed)
+        co_return;
+    if (!ec && !result.committed) {
+        using colock::detail::rollback_cause;
+        const bool denied = !result.errors.empty() &&
+                            colock::detail::classify_rollback(result.errors.front().what) == rollback_cause::permission_denied;
+        ec = denied ? make_http_error(403) : make_error_code(errc::bad_response);
+    }
+    if (!ec && result.results.size() > left.size())
+        ec = make_error_code(errc::bad_response);
+    std::unordered_map<std::string, kv_entry*> by_key;
+    for (auto& r : result.results)
+        by_key.emplace(r.key, &r);
+    for (std::size_t i = 0; i < left.size(); ++i) {
         if (ec) {
-            for (std::size_t i = 0; i < left.size(); ++i)
-                update(left[i], std::nullopt, ec, stamps[i]);
-            co_return;
+            update(left[i], std::nullopt, ec, stamps[i]);
+            continue;
         }
-        if (result.committed) {
-            for (std::size_t i = 0; i < left.size(); ++i)
-                update(left[i], std::move(result.results[i]), {}, stamps[i]);
-            co_return;
-        }
-        // One key made it roll back: absent, or unreadable (e.g. an ACL denies it). Only that key
-        // gets the news; the others are asked again without it.
-        const auto failed = result.errors.front().op_index;
-        const auto& what = result.errors.front().what;
-        error_code key_error;
-        if (what.find("doesn't exist") == std::string::npos)
-            key_error = what.find("ermission denied") != std::string::npos ? make_http_error(403)
-                                                                          : make_error_code(errc::bad_response);
-        update(left[failed], std::nullopt, key_error, stamps[failed]);
-        left.erase(left.begin() + static_cast<std::ptrdiff_t>(failed));
-        stamps.erase(stamps.begin() + static_cast<std::ptrdiff_t>(failed));
+        const auto found = by_key.find(left[i]->key);
+        if (found == by_key.end()) // filtered out: the token may not read this key
+            update(left[i], std::nullopt, make_http_error(403), stamps[i]);
+        else if (found->second->modify_index == 0) // get-or-empty's answer for a missing key
+            update(left[i], std::nullopt, {}, stamps[i]);
+        else
+            update(left[i], std::move(*found->second), {}, stamps[i]);
     }
 }
 

@@ -9,7 +9,6 @@ using consul::txn_op;
 using std::chrono::milliseconds;
 
 namespace {
-bool contains(const std::string& text, const char* what) { return text.find(what) != std::string::npos; }
 
 // Equal jitter: half the ceiling, plus a random part of the other half (never zero, never in step).
 milliseconds jittered(milliseconds ceiling, double unit_random)
@@ -157,8 +156,8 @@ void lock_acquisition::on_write(error_code ec, const consul::txn_result& result)
     }
     // Which operation failed: a guard (the key is not as we assumed) or the lock itself.
     const bool lock_failed = result.errors.front().op_index + 1 == ops_.size();
-    const auto what = rollback_reason(result.errors.front().what);
-    if (lock_failed && contains(what, "lock delay")) {
+    const auto cause = classify_rollback(result.errors.front().what);
+    if (lock_failed && cause == rollback_cause::lock_delay) {
         if (params_.try_once) {
             step_ = acquire_step::not_acquired;
             return;
@@ -169,11 +168,11 @@ void lock_acquisition::on_write(error_code ec, const consul::txn_result& result)
         return;
     }
     known_ = false;
-    if (lock_failed && contains(what, "already held")) { // another session holds it: learn which, then wait
+    if (lock_failed && cause == rollback_cause::already_held) { // another session holds it: learn which, then wait
         step_ = params_.try_once ? acquire_step::not_acquired : acquire_step::read;
         return;
     }
-    if (lock_failed && contains(what, "session")) { // "invalid session": ours may be gone. Ask at once, the
+    if (lock_failed && cause == rollback_cause::invalid_session) { // "invalid session": ours may be gone. Ask at once, the
         // second time after a backoff (a session Consul renews yet refuses must not spin).
         const bool first = !session_refused_;
         session_refused_ = true;

@@ -158,12 +158,11 @@ error_code semaphore_rollback_error(const consul::txn_result& r)
 {
     if (r.errors.empty())
         return make_error_code(errc::bad_response);
-    const auto why = rollback_reason(r.errors.front().what);
-    if (why.find("index is stale") != std::string::npos)
-        return {};
-    if (why.find("ermission denied") != std::string::npos)
-        return make_http_error(403);
-    return make_error_code(errc::conflict);
+    switch (classify_rollback(r.errors.front().what)) {
+    case rollback_cause::stale_index: return {};
+    case rollback_cause::permission_denied: return make_http_error(403);
+    default: return make_error_code(errc::conflict);
+    }
 }
 
 } // namespace colock::detail
