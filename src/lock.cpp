@@ -188,6 +188,7 @@ asio::awaitable<void> release_task(std::shared_ptr<lock_impl> self, consul::sess
     const auto give_up_at = clock_type::now() + background_release_limit;
     const auto cancellations = s.cimpl->cancellations(); // client::cancel() or its destruction ends the retries
     for (bool warned = false;;) {
+        s.cimpl->at_round("lock release");
         auto [ec, entry] = co_await unlock_key(s.cimpl, s.key, sid, s.options.value, s.write_opts(),
                                                s.options.retry_initial, s.options.retry_max);
         if (!ec && entry) {

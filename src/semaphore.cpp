@@ -220,6 +220,7 @@ asio::awaitable<void> monitor(std::weak_ptr<semaphore_impl> weak, std::uint64_t 
     tracker.on_reply(index);
     colock::detail::backoff delays(milliseconds(100), milliseconds(1000));
     for (;;) {
+        cimpl->at_round("semaphore monitor");
         q.index = tracker.next_index();
         auto [ec, listed] = co_await consul::detail::kv_list_body(cimpl, dir, q);
         if (ec == asio::error::operation_aborted)

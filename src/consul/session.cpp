@@ -137,6 +137,7 @@ asio::awaitable<void> session_impl::create(std::shared_ptr<session_impl> self)
     // A create that Consul refused (5xx: no leader, serfHealth critical while the agent boots) is
     // retried; an indeterminate one is not (it may have created a session, which then expires).
     for (unsigned attempt = 1;; ++attempt) {
+        client->at_round("session create");
         sent = clock_type::now();
         auto [cec, cid] = co_await session_create_body(client, options, write_options{});
         ec = cec;
@@ -185,6 +186,7 @@ asio::awaitable<void> session_impl::renew_loop(std::shared_ptr<session_impl> sel
         co_await renew_timer.async_wait(use_tuple);
         if (epoch != my_epoch)
             co_return;
+        client->at_round("session renew");
         if (s.check_now()) {
             s.declare_lost(*liveness.lost_reason());
             co_return;

@@ -177,6 +177,7 @@ asio::awaitable<void> blocking_loop(std::shared_ptr<watch_state> st, std::shared
     const auto stopped = [&] { return st->closed || e->stopping; };
     bool owner_changed = false; // the last reply showed the key taken, freed, created or deleted
     while (!stopped() && !e->subs.empty()) {
+        c->at_round("watch");
         // Space out queries: after an error by backoff; otherwise by the token bucket, except right
         // after a change of the key's owner, so a contended lock is followed at once (else ten times
         // a second at most), while index churn or a key rewritten often cannot drive the loop.
