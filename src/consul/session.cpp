@@ -339,7 +339,7 @@ asio::awaitable<std::tuple<error_code, session_id>> start_body(std::shared_ptr<s
                 co_return std::tuple{error_code{}, *s->id};
         }
         const auto attempt = s->create_attempts;
-        if (!s->creating) { // run the creation in the background: a cancelled caller must not abort it for the others
+        if (!s->creating) { // in the background: a cancelled caller must not abort it for the others
             s->creating = true;
             spawn_background(s->client, s->tag() + ": creation", session_impl::create(s), [s] { s->create_failed(); });
         }

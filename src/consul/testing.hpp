@@ -16,8 +16,9 @@
 namespace colock::consul::testing {
 
 /// The next round of the background task named `task` of `c` throws std::runtime_error, once. Names:
-/// "watch" (a key's blocking query loop), "watch poll" (the poller of keys beyond the watch budget), "session create", "session renew", "lock release",
-/// "semaphore monitor". Call it on the thread that runs the client's executor (a test's io_context).
+/// "watch" (a key's blocking query loop), "watch poll" (the poller of keys beyond the watch budget),
+/// "session create", "session renew", "lock release", "semaphore monitor". Call it on the thread that
+/// runs the client's executor (a test's io_context).
 inline void fail_next_round(client& c, std::string task)
 {
     auto armed = std::make_shared<bool>(true);

@@ -451,11 +451,14 @@ void watch_state::loop_ended(const std::shared_ptr<watch_entry>& e)
     promote();
 }
 
-// The key's loop threw (loop_ended() never ran): give its slot back and tell its subscribers.
+// The key's loop threw: give its slot back (unless loop_ended() did, and threw itself) and tell
+// its subscribers.
 void watch_state::loop_failed(const std::shared_ptr<watch_entry>& e)
 {
-    e->blocking = false;
-    --slots_in_use;
+    if (e->blocking) {
+        e->blocking = false;
+        --slots_in_use;
+    }
     if (closed)
         return;
     abandon(e);
