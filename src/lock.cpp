@@ -4,6 +4,7 @@
 #include <colock/consul/session.hpp>
 #include <colock/lock.hpp>
 
+#include "consul/background.hpp"
 #include "consul/client_impl.hpp"
 #include "consul/op.hpp"
 #include "consul/ops.hpp"
@@ -188,6 +189,7 @@ asio::awaitable<void> release_task(std::shared_ptr<lock_impl> self, consul::sess
     const auto give_up_at = clock_type::now() + background_release_limit;
     const auto cancellations = s.cimpl->cancellations(); // client::cancel() or its destruction ends the retries
     for (bool warned = false;;) {
+        s.cimpl->at_round("lock release");
         auto [ec, entry] = co_await unlock_key(s.cimpl, s.key, sid, s.options.value, s.write_opts(),
                                                s.options.retry_initial, s.options.retry_max);
         if (!ec && entry) {
@@ -221,13 +223,26 @@ asio::awaitable<void> release_task(std::shared_ptr<lock_impl> self, consul::sess
     turn.reset();
 }
 
+// Starts release_task in the background. If it throws, `done` (the release() or acquire waiting on
+// it) hears internal_error; the local turn and a lock-owned session go with the task's frame.
+void spawn_release(std::shared_ptr<lock_impl> self, consul::session_id sid, std::unique_ptr<local_turn> turn,
+                   std::unique_ptr<consul::session> own, std::shared_ptr<release_done> done)
+{
+    auto cimpl = self->cimpl;
+    auto what = self->tag() + ": release";
+    auto task = release_task(std::move(self), std::move(sid), std::move(turn), std::move(own), done);
+    consul::detail::spawn_background(cimpl, std::move(what), std::move(task), [done] {
+        if (done)
+            done->report(make_error_code(errc::internal_error));
+    });
+}
+
 // Unlocks what an acquisition that ends without the lock may have locked (an unlock by a non-holder
 // is rolled back, harmlessly), and waits for the first round of attempts: never leave it held.
 asio::awaitable<void> let_go(std::shared_ptr<lock_impl> self, consul::session_id id, std::unique_ptr<local_turn> turn)
 {
     auto done = std::make_shared<release_done>(self->cimpl->executor);
-    asio::co_spawn(self->cimpl->executor, release_task(self, id, std::move(turn), std::move(self->own), done),
-                   asio::detached);
+    spawn_release(self, id, std::move(turn), std::move(self->own), done);
     co_await uncancellable(wait_for(done));
 }
 
@@ -319,8 +334,7 @@ void lock_impl::on_lost(std::uint64_t epoch, error_code reason)
     end_hold(reason);
     if (unverifiable) {
         // We can no longer tell whether Consul still has our session in the key: let it go (best effort).
-        asio::co_spawn(cimpl->executor, release_task(shared_from_this(), id, std::move(turn), std::move(own), nullptr),
-                       asio::detached);
+        spawn_release(shared_from_this(), id, std::move(turn), std::move(own), nullptr);
         return;
     }
     turn.reset();
@@ -564,8 +578,7 @@ void lock_impl::release_in_background(std::shared_ptr<release_done> done)
     auto t = std::move(turn);
     auto o = std::move(own);
     end_hold(make_error_code(errc::not_held));
-    asio::co_spawn(cimpl->executor, release_task(shared_from_this(), id, std::move(t), std::move(o), std::move(done)),
-                   asio::detached);
+    spawn_release(shared_from_this(), id, std::move(t), std::move(o), std::move(done));
 }
 
 } // namespace colock::detail

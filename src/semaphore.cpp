@@ -6,6 +6,7 @@
 #include <colock/consul/session.hpp>
 #include <colock/semaphore.hpp>
 
+#include "consul/background.hpp"
 #include "consul/client_impl.hpp"
 #include "consul/op.hpp"
 #include "consul/ops.hpp"
@@ -13,7 +14,6 @@
 #include "recipes/hold_support.hpp"
 #include "sansio/semaphore_record.hpp"
 
-#include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 
 namespace colock::detail {
@@ -220,6 +220,7 @@ asio::awaitable<void> monitor(std::weak_ptr<semaphore_impl> weak, std::uint64_t 
     tracker.on_reply(index);
     colock::detail::backoff delays(milliseconds(100), milliseconds(1000));
     for (;;) {
+        cimpl->at_round("semaphore monitor");
         q.index = tracker.next_index();
         auto [ec, listed] = co_await consul::detail::kv_list_body(cimpl, dir, q);
         if (ec == asio::error::operation_aborted)
@@ -265,8 +266,14 @@ void semaphore_impl::become_held(consul::session& s, const consul::session_id& i
         cimpl->debug(tag() + " acquired, fencing token " + std::to_string(token));
 
     std::weak_ptr<semaphore_impl> weak = shared_from_this();
+    // A monitor that throws leaves the hold unverified: it ends, with internal_error.
+    auto monitor_failed = [weak, epoch] {
+        if (auto self = weak.lock())
+            self->on_lost(epoch, make_error_code(errc::internal_error));
+    };
     asio::co_spawn(cimpl->executor, monitor(weak, epoch, token),
-                   monitor_stop.bind([](std::exception_ptr) {}));
+                   monitor_stop.bind(consul::detail::background_completion(cimpl, tag() + ": monitor",
+                                                                           std::move(monitor_failed))));
     if (!session_still_live(&s, id)) { // lost (or replaced) before we could listen
         on_lost(epoch, make_error_code(errc::session_expired));
         return;
@@ -331,9 +338,10 @@ void semaphore_impl::withdraw_in_background(consul::session_id id, std::optional
                                             std::unique_ptr<consul::session> retire, std::shared_ptr<release_done> done)
 {
     withdrawing = done;
-    asio::co_spawn(cimpl->executor,
-                   withdraw_task(shared_from_this(), std::move(id), std::move(known), std::move(retire), std::move(done)),
-                   asio::detached);
+    // If it throws, the release() or acquire waiting on `done` hears internal_error.
+    auto task = withdraw_task(shared_from_this(), std::move(id), std::move(known), std::move(retire), done);
+    consul::detail::spawn_background(cimpl, tag() + ": withdrawal", std::move(task),
+                                     [done] { done->report(make_error_code(errc::internal_error)); });
 }
 
 void semaphore_impl::release_in_background(std::unique_ptr<consul::session> retire, std::shared_ptr<release_done> done)

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -119,6 +120,15 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     watch_service& watches();
     /// Local exclusion of lock objects per key (created on first use; local_queue.cpp).
     colock::detail::local_queue& local_locks();
+
+    /// Tests only (consul/testing.hpp): called on the strand at the top of each round of a background task,
+    /// with the task's name; a test makes the task fail by throwing from it. Empty otherwise.
+    std::function<void(std::string_view task)> round_hook;
+    void at_round(std::string_view task) const
+    {
+        if (round_hook)
+            round_hook(task);
+    }
 
     void debug(const std::string& line) const { log.log(logger::level::debug, line); }
     void info(const std::string& line) const { log.log(logger::level::info, line); }

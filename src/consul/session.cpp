@@ -4,6 +4,7 @@
 
 #include <colock/consul/session.hpp>
 
+#include "consul/background.hpp"
 #include "consul/client_impl.hpp"
 #include "consul/op.hpp"
 #include "consul/ops.hpp"
@@ -14,7 +15,6 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -38,6 +38,16 @@ std::chrono::milliseconds confirmation_window(const session_options& o)
     if (!has_checks)
         return std::chrono::milliseconds(0);
     return o.lock_delay ? *o.lock_delay : std::chrono::milliseconds(std::chrono::seconds(15));
+}
+
+// A session destroy nobody waits for.
+asio::awaitable<void> destroy_session(std::shared_ptr<client_impl> c, session_id sid)
+{
+    auto [ec, ok] = co_await session_destroy_body(c, sid, write_options{});
+    if (ec)
+        c->warn("session " + sid.str() + ": destroy failed (" + ec.message() + "); it expires with its TTL");
+    else
+        c->info("session " + sid.str() + " destroyed");
 }
 
 } // namespace
@@ -118,6 +128,9 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     }
     void declare_lost(errc why);
     void end_generation(error_code reason);
+    void keep_alive(std::uint64_t my_epoch); // starts the renewal and the watchdog of this epoch
+    void keep_alive_failed(std::uint64_t my_epoch);
+    void create_failed();
     void destroy_in_background(session_id sid);
     void stop(error_code reason); // local stop + background destroy
 };
@@ -137,6 +150,7 @@ asio::awaitable<void> session_impl::create(std::shared_ptr<session_impl> self)
     // A create that Consul refused (5xx: no leader, serfHealth critical while the agent boots) is
     // retried; an indeterminate one is not (it may have created a session, which then expires).
     for (unsigned attempt = 1;; ++attempt) {
+        client->at_round("session create");
         sent = clock_type::now();
         auto [cec, cid] = co_await session_create_body(client, options, write_options{});
         ec = cec;
@@ -164,10 +178,8 @@ asio::awaitable<void> session_impl::create(std::shared_ptr<session_impl> self)
         s.liveness.on_created(sent, options.ttl, confirmation_window(options));
         w.unlock();
         s.current = std::make_shared<loss_signal>(client->executor);
-        if (options.ttl.count() > 0) {
-            asio::co_spawn(client->executor, renew_loop(self, s.epoch), asio::detached);
-            asio::co_spawn(client->executor, watchdog_loop(self, s.epoch), asio::detached);
-        }
+        if (options.ttl.count() > 0)
+            s.keep_alive(s.epoch);
     }
     s.created.cancel(); // wake every start() waiting for this attempt
 }
@@ -185,6 +197,7 @@ asio::awaitable<void> session_impl::renew_loop(std::shared_ptr<session_impl> sel
         co_await renew_timer.async_wait(use_tuple);
         if (epoch != my_epoch)
             co_return;
+        client->at_round("session renew");
         if (s.check_now()) {
             s.declare_lost(*liveness.lost_reason());
             co_return;
@@ -232,6 +245,40 @@ asio::awaitable<void> session_impl::watchdog_loop(std::shared_ptr<session_impl> 
     }
 }
 
+void session_impl::keep_alive(std::uint64_t my_epoch)
+{
+    auto self = shared_from_this();
+    const auto failed = [self, my_epoch] { self->keep_alive_failed(my_epoch); };
+    spawn_background(client, tag() + ": renewal", renew_loop(self, my_epoch), failed);
+    spawn_background(client, tag() + ": watchdog", watchdog_loop(self, my_epoch), failed);
+}
+
+// The renewal or the watchdog threw: nothing keeps the session alive or watches its deadline any more.
+// End it (once: the other loop then stops on the new epoch) so its holders see the loss, and destroy
+// it so Consul frees its keys; the next start() creates a new one.
+void session_impl::keep_alive_failed(std::uint64_t my_epoch)
+{
+    if (epoch != my_epoch || !id)
+        return;
+    const auto sid = *id;
+    end_generation(make_error_code(errc::internal_error));
+    destroy_in_background(sid);
+}
+
+// The creation threw: wake every start() waiting for it with internal_error (undoing a session it made).
+void session_impl::create_failed()
+{
+    creating = false;
+    ++create_attempts;
+    last_create_error = make_error_code(errc::internal_error);
+    if (id) {
+        const auto sid = *id;
+        end_generation(last_create_error);
+        destroy_in_background(sid);
+    }
+    created.cancel();
+}
+
 void session_impl::end_generation(error_code reason)
 {
     ++epoch;
@@ -262,17 +309,8 @@ void session_impl::declare_lost(errc why)
 
 void session_impl::destroy_in_background(session_id sid)
 {
-    auto c = client;
-    asio::co_spawn(
-        client->executor,
-        [c, sid]() -> asio::awaitable<void> {
-            auto [ec, ok] = co_await session_destroy_body(c, sid, write_options{});
-            if (ec)
-                c->warn("session " + sid.str() + ": destroy failed (" + ec.message() + "); it expires with its TTL");
-            else
-                c->info("session " + sid.str() + " destroyed");
-        },
-        asio::detached);
+    // Nobody waits on it: an exception is only logged (the session expires with its TTL).
+    spawn_background(client, "destroy of session " + sid.str(), destroy_session(client, sid), [] {});
 }
 
 void session_impl::stop(error_code reason)
@@ -301,9 +339,9 @@ asio::awaitable<std::tuple<error_code, session_id>> start_body(std::shared_ptr<s
                 co_return std::tuple{error_code{}, *s->id};
         }
         const auto attempt = s->create_attempts;
-        if (!s->creating) { // run the creation detached: a cancelled caller must not abort it for the others
+        if (!s->creating) { // in the background: a cancelled caller must not abort it for the others
             s->creating = true;
-            asio::co_spawn(s->client->executor, session_impl::create(s), asio::detached);
+            spawn_background(s->client, s->tag() + ": creation", session_impl::create(s), [s] { s->create_failed(); });
         }
         // co_spawn may have run the whole creation already (a failure before any I/O).
         if (s->create_attempts == attempt)

@@ -6,6 +6,7 @@
 #include <colock/consul/index_tracker.hpp>
 #include <colock/consul/txn.hpp>
 
+#include "consul/background.hpp"
 #include "consul/client_impl.hpp"
 #include "consul/ops.hpp"
 #include "detail/backoff.hpp"
@@ -15,7 +16,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -160,6 +160,10 @@ struct watch_state : std::enable_shared_from_this<watch_state> {
 
     void start_loop(const std::shared_ptr<watch_entry>& e);
     void loop_ended(const std::shared_ptr<watch_entry>& e);
+    void loop_failed(const std::shared_ptr<watch_entry>& e);
+    void poller_failed();
+    void starter_failed();
+    void abandon(const std::shared_ptr<watch_entry>& e);
     void promote();
     void make_room();
     void ensure_poller();
@@ -178,6 +182,7 @@ asio::awaitable<void> blocking_loop(std::shared_ptr<watch_state> st, std::shared
     const auto stopped = [&] { return st->closed || e->stopping; };
     bool owner_changed = false; // the last reply showed the key taken, freed, created or deleted
     while (!stopped() && !e->subs.empty()) {
+        c->at_round("watch");
         // Space out queries: after an error by backoff; otherwise by the token bucket, except right
         // after a change of the key's owner, so a contended lock is followed at once (else ten times
         // a second at most), while index churn or a key rewritten often cannot drive the loop.
@@ -313,6 +318,7 @@ asio::awaitable<void> poll_loop(std::shared_ptr<watch_state> st, std::shared_ptr
 {
     co_await asio::this_coro::throw_if_cancelled(false);
     while (!st->closed) {
+        c->at_round("watch poll");
         std::vector<std::shared_ptr<watch_entry>> polled;
         for (const auto& [key, e] : st->entries)
             if (e->polled())
@@ -370,7 +376,8 @@ void watch_state::start_later(const std::shared_ptr<watch_entry>& e, millisecond
     pending.push_back(e);
     if (!starter_running) {
         starter_running = true;
-        asio::co_spawn(client->executor, start_runner(shared_from_this()), asio::detached);
+        spawn_background(client->shared_from_this(), "the watch starter", start_runner(shared_from_this()),
+                         [st = shared_from_this()] { st->starter_failed(); });
     } else if (e->start_at < start_timer.expiry()) {
         start_timer.cancel(); // re-plan with the earlier start
     }
@@ -416,9 +423,10 @@ void watch_state::start_loop(const std::shared_ptr<watch_entry>& e)
         e->tracker.on_reply(e->view.index); // continue from what is known: the first query blocks
     ++slots_in_use;
     // The handler keeps the entry, hence its stop signal, alive until the loop's slot is cleared.
-    auto keep_entry = [e](std::exception_ptr) {};
+    auto done = background_completion(client->shared_from_this(), "the watch of '" + e->key + "'",
+                                      [st = shared_from_this(), e] { st->loop_failed(e); });
     asio::co_spawn(client->executor, blocking_loop(shared_from_this(), e, client->shared_from_this()),
-                   asio::bind_cancellation_slot(e->stop.slot(), std::move(keep_entry)));
+                   asio::bind_cancellation_slot(e->stop.slot(), std::move(done)));
 }
 
 void watch_state::loop_ended(const std::shared_ptr<watch_entry>& e)
@@ -440,6 +448,62 @@ void watch_state::loop_ended(const std::shared_ptr<watch_entry>& e)
     }
     erase_if_unused(e);
     promote();
+}
+
+// The key's loop threw: give its slot back (unless loop_ended() did, and threw itself) and tell
+// its subscribers.
+void watch_state::loop_failed(const std::shared_ptr<watch_entry>& e)
+{
+    if (e->blocking) {
+        e->blocking = false;
+        --slots_in_use;
+    }
+    if (closed)
+        return;
+    abandon(e);
+    promote();
+}
+
+// The poller threw: the keys it verified will not be read again; tell their subscribers.
+void watch_state::poller_failed()
+{
+    poller_running = false;
+    if (closed)
+        return;
+    std::vector<std::shared_ptr<watch_entry>> polled;
+    for (const auto& [key, e] : entries)
+        if (e->polled())
+            polled.push_back(e);
+    for (const auto& e : polled)
+        abandon(e);
+}
+
+// The start runner threw: the keys waiting for their start delay will not start; tell their subscribers.
+void watch_state::starter_failed()
+{
+    starter_running = false;
+    auto waiting = std::move(pending);
+    pending.clear();
+    if (closed)
+        return;
+    for (const auto& e : waiting) {
+        if (e->pending_start) {
+            e->pending_start = false;
+            abandon(e);
+        }
+    }
+}
+
+// Drops `e` from the service and delivers internal_error to its subscribers: they stop waiting on a
+// watch that will never answer again. Whoever subscribes to the key next gets a fresh entry.
+void watch_state::abandon(const std::shared_ptr<watch_entry>& e)
+{
+    auto it = entries.find(e->identity);
+    if (it != entries.end() && it->second == e)
+        entries.erase(it);
+    e->idle = true; // never polled nor restarted
+    e->view.error = make_error_code(errc::internal_error);
+    deliver(*e);
 }
 
 void watch_state::promote()
@@ -473,7 +537,9 @@ void watch_state::ensure_poller()
     if (poller_running || closed)
         return;
     poller_running = true;
-    asio::co_spawn(client->executor, poll_loop(shared_from_this(), client->shared_from_this()), asio::detached);
+    spawn_background(client->shared_from_this(), "the watch poller",
+                     poll_loop(shared_from_this(), client->shared_from_this()),
+                     [st = shared_from_this()] { st->poller_failed(); });
 }
 
 void watch_state::poll_now(const std::shared_ptr<watch_entry>& e, bool at_once)
