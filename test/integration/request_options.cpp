@@ -21,8 +21,11 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
 #include <string>
+#include <string_view>
 #include <variant>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace colock;
@@ -183,16 +186,24 @@ BOOST_AUTO_TEST_CASE(lock_with_its_own_request_options_creates_renews_and_destro
 }
 
 // A session given to a lock or semaphore must be one for the same datacenter, namespace, partition and token as
-// the recipe's requests: otherwise the acquire is refused at once, before any request. A matching one is used.
+// the recipe's requests: otherwise the acquire is refused at once, before any request, and the log names what
+// differs (never a token). A matching one is used.
 BOOST_AUTO_TEST_CASE(a_given_session_that_does_not_match_the_recipes_request_options_is_refused)
 {
     const auto name = agent().unique_prefix("session_mismatch");
     const auto key = name + "lock";
     const auto prefix = name + "sem";
     const auto dc = agent_datacenter();
+    std::vector<std::string> lines;
+    colock::logger log;
+    log.min_level = colock::logger::level::warning;
+    log.sink = [&](colock::logger::level, std::string_view line) { lines.emplace_back(line); };
+    auto logged = [&](const std::string& text) {
+        return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(text) != l.npos; });
+    };
     run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
         {
-            client c(ioc.get_executor(), lock_client(name));
+            client c(ioc.get_executor(), lock_client(name), log);
             session_options so;
             so.name = name;
             so.ttl = 10s;
@@ -207,6 +218,8 @@ BOOST_AUTO_TEST_CASE(a_given_session_that_does_not_match_the_recipes_request_opt
                 auto ec = co_await within(l.acquire(tuple_awaitable), 2s, "lock acquire with a mismatched session");
                 BOOST_TEST(ec == errc::session_mismatch, ec.message());
                 BOOST_TEST(!plain.id().has_value(), "the mismatched session was started");
+                BOOST_TEST(logged("lock '" + key + "': the given session does not match the lock's request options: "
+                                  "datacenter (session '', requests 'no-such-dc')"));
             }
             lo.request.datacenter.clear();
             lo.request.token = "another-token";
@@ -214,6 +227,7 @@ BOOST_AUTO_TEST_CASE(a_given_session_that_does_not_match_the_recipes_request_opt
                 lock l(c, key, lo);
                 auto ec = co_await within(l.acquire(tuple_awaitable), 2s, "lock acquire with another token");
                 BOOST_TEST(ec == errc::session_mismatch, ec.message());
+                BOOST_TEST(logged("the given session does not match the lock's request options: token"));
             }
             semaphore_options sopts;
             sopts.session = &plain;
@@ -222,7 +236,10 @@ BOOST_AUTO_TEST_CASE(a_given_session_that_does_not_match_the_recipes_request_opt
                 semaphore s(c, prefix, 1, sopts);
                 auto ec = co_await within(s.acquire(tuple_awaitable), 2s, "semaphore acquire with another token");
                 BOOST_TEST(ec == errc::session_mismatch, ec.message());
+                BOOST_TEST(logged("semaphore '" + prefix + "': the given session does not match the semaphore's "
+                                  "request options: token"));
             }
+            BOOST_TEST(!logged("another-token"), "a token was logged");
             BOOST_TEST(!plain.id().has_value());
             BOOST_TEST(agent().sessions_named(name).empty());
             BOOST_TEST(!read_key(key).exists);
