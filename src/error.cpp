@@ -32,6 +32,8 @@ public:
         case errc::already_held: return "already held by this object";
         case errc::limit_conflict: return "semaphore limit conflict (the record names another limit)";
         case errc::internal_error: return "internal error in colock (an unexpected exception; please report it)";
+        case errc::session_mismatch:
+            return "the session was made with another datacenter, namespace, partition or token than the requests use";
         }
         return "unknown colock error";
     }

@@ -95,18 +95,31 @@ struct lock_impl final : consul::detail::closable, std::enable_shared_from_this<
     consul::write_options write_opts() const { return recipe_write_options(options.request); }
     consul::query_options query_opts() const { return recipe_query_options(options.request); }
 
-    consul::session& session_for_acquire()
+    // The session to acquire with: the caller's (refused with errc::session_mismatch when it was made
+    // for another place or token than our requests), a lock-owned one (`own_session`, or the shared
+    // session's settings when our requests go elsewhere than the client's defaults), else the shared one.
+    consul::session* session_for_acquire(error_code& ec)
     {
-        if (options.session)
-            return *options.session;
-        if (options.own_session) {
+        const auto& copts = cimpl->options;
+        if (options.session) {
+            const auto mismatch = request_mismatch(options.session->request(), options.request, copts);
+            if (!mismatch.empty()) {
+                cimpl->warn(tag() + ": the given session does not match the lock's request options: " + mismatch);
+                ec = make_error_code(errc::session_mismatch);
+                return nullptr;
+            }
+            return options.session;
+        }
+        const bool elsewhere = !request_mismatch(consul::request_options{}, options.request, copts).empty();
+        if (options.own_session || elsewhere) {
             if (!own)
-                own = std::make_unique<consul::session>(cimpl, *options.own_session);
-            return *own;
+                own = std::make_unique<consul::session>(cimpl, options.own_session.value_or(copts.shared_session),
+                                                        options.request);
+            return own.get();
         }
         if (!shared)
             shared = cimpl->shared_session();
-        return *shared;
+        return shared.get();
     }
 
     milliseconds hold_poll_interval() const
@@ -403,7 +416,11 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
     }
 
     // 2. A live session.
-    auto& sess = s.session_for_acquire();
+    error_code session_ec;
+    auto* chosen = s.session_for_acquire(session_ec);
+    if (!chosen)
+        co_return op_bool{session_ec, false};
+    auto& sess = *chosen;
     consul::session_id sid;
     if (sess.is_live() && sess.id()) {
         sid = *sess.id(); // the usual case: no round trip through the executor

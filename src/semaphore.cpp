@@ -82,13 +82,22 @@ struct semaphore_impl final : consul::detail::closable, std::enable_shared_from_
     consul::write_options write_opts() const { return recipe_write_options(options.request); }
     consul::query_options query_opts() const { return recipe_query_options(options.request); }
 
-    consul::session& session_for_acquire()
+    // The caller's session (refused with errc::session_mismatch when it was made for another place or
+    // token than our requests), else our own one, made with our request options.
+    consul::session* session_for_acquire(error_code& ec)
     {
-        if (options.session)
-            return *options.session;
+        if (options.session) {
+            const auto mismatch = request_mismatch(options.session->request(), options.request, cimpl->options);
+            if (!mismatch.empty()) {
+                cimpl->warn(tag() + ": the given session does not match the semaphore's request options: " + mismatch);
+                ec = make_error_code(errc::session_mismatch);
+                return nullptr;
+            }
+            return options.session;
+        }
         if (!own)
-            own = std::make_unique<consul::session>(cimpl, options.own_session);
-        return *own;
+            own = std::make_unique<consul::session>(cimpl, options.own_session, options.request);
+        return own.get();
     }
 
     void become_held(consul::session& s, const consul::session_id& id, consul::kv_entry rec);
@@ -404,7 +413,11 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
             co_return op_bool{make_error_code(asio::error::operation_aborted), false};
     }
 
-    auto& sess = s.session_for_acquire();
+    error_code session_ec;
+    auto* chosen = s.session_for_acquire(session_ec);
+    if (!chosen)
+        co_return op_bool{session_ec, false};
+    auto& sess = *chosen;
     consul::session_id sid;
     if (sess.is_live() && sess.id()) {
         sid = *sess.id();

@@ -29,6 +29,8 @@ enum class errc {
     already_held,           ///< acquire on a lock this object already holds (and it is not reentrant)
     limit_conflict,         ///< a semaphore's record names another limit than ours
     internal_error,         ///< colock broke its own rules (an exception it did not expect); please report it
+    session_mismatch,       ///< the given session was made for another datacenter, namespace, partition or token
+                            ///< than the recipe's requests name (its keys would be written elsewhere)
 };
 
 /// Groups of error codes, for `ec == colock::condition::retryable` style tests.

@@ -52,7 +52,10 @@ public:
     /// Asynchronously waits until this object holds the lock. Signature: void(error_code).
     /// Errors: errc::already_held (held and not reentrant), errc::conflict (the key has other
     /// flags: not a lock), errc::operation_in_progress (another acquire() on this object is
-    /// pending), the last request error after lock_options::max_consecutive_errors failures.
+    /// pending), errc::session_mismatch (lock_options::session was made for another datacenter,
+    /// namespace, partition or token than lock_options::request), the error of the session's
+    /// creation (e.g. HTTP 500 for a datacenter Consul does not know), the last request error after
+    /// lock_options::max_consecutive_errors failures.
     /// Cancellation: terminal, partial and total, at once while waiting. The lock is never left held
     /// by a cancelled acquire: if its write won the race, the lock is released before completing
     /// with operation_aborted. A cancellation that arrives while the acquiring write is in flight

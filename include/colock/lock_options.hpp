@@ -41,12 +41,18 @@ struct lock_options {
     std::string value;
 
     /// The session to hold the lock with: one of the same client (local turns are per client). Not
-    /// owned; it must outlive the lock. Null: the lock uses `own_session` when set, else the
-    /// client's shared session (client::shared_session()).
+    /// owned; it must outlive the lock. It must have been made with the same datacenter, namespace,
+    /// partition and token as `request` (empty fields count as the client's defaults): otherwise
+    /// acquire() fails at once with errc::session_mismatch (the client's log names the fields).
+    /// Null: the lock uses `own_session` when set, else the client's shared session
+    /// (client::shared_session()), which is made with the client's defaults; when `request` names
+    /// another datacenter, namespace, partition or token than those, the lock makes a session of
+    /// its own instead (as for `own_session`, with client_options::shared_session's settings).
     consul::session* session = nullptr;
 
-    /// When set (and `session` is null), the lock creates a session of its own with these settings
-    /// when it acquires and destroys it after release or loss.
+    /// When set (and `session` is null), the lock creates a session of its own with these settings,
+    /// and with `request`'s datacenter, namespace, partition and token, when it acquires and destroys
+    /// it after release or loss.
     std::optional<consul::session_options> own_session;
 
     /// With `reentrant`, acquire() on a held lock counts one more hold and release() undoes one;
@@ -67,7 +73,8 @@ struct lock_options {
     /// query: while waiting to acquire (while held it is re-checked at least every half session TTL).
     std::chrono::milliseconds poll_interval{std::chrono::seconds(1)};
 
-    /// Token, datacenter, namespace and partition of every request the lock makes. Lock objects of
+    /// Token, datacenter, namespace and partition of every request the lock makes, its session's
+    /// included (see `session` for which session that is). Lock objects of
     /// one client take turns per (datacenter, namespace, partition, key) as spelled here: spell the
     /// same place the same way (e.g. "" for the agent's own datacenter everywhere).
     consul::request_options request;

@@ -60,7 +60,9 @@ public:
     /// Errors: errc::already_held, errc::invalid_argument (empty prefix or zero limit),
     /// errc::conflict (`<prefix>/.lock` or our contender key has other flags: not a semaphore),
     /// errc::limit_conflict (the record's limit differs from ours), errc::operation_in_progress,
-    /// the last request error after semaphore_options::max_consecutive_errors failures.
+    /// errc::session_mismatch (semaphore_options::session was made for another datacenter,
+    /// namespace, partition or token than semaphore_options::request), the error of the session's
+    /// creation, the last request error after semaphore_options::max_consecutive_errors failures.
     /// Cancellation: terminal, partial and total. A cancelled acquire never leaves a slot held:
     /// if its record write won, it is undone before completing with operation_aborted.
     template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>

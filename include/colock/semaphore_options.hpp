@@ -34,9 +34,12 @@ struct semaphore_options {
 
     /// The session to contend with (not owned; it must outlive the semaphore). One session holds at
     /// most one slot of a semaphore: give each semaphore object on a prefix its own session. Prefer
-    /// `delete_keys` behaviour, so the contender key disappears with the session. Null: the
-    /// semaphore creates `own_session` at its first acquire and destroys it with itself or after a
-    /// loss.
+    /// `delete_keys` behaviour, so the contender key disappears with the session. It must have been
+    /// made with the same datacenter, namespace, partition and token as `request` (empty fields
+    /// count as the client's defaults): otherwise acquire() fails at once with
+    /// errc::session_mismatch. Null: the semaphore creates `own_session` (with `request`'s
+    /// datacenter, namespace, partition and token) at its first acquire and destroys it with itself
+    /// or after a loss.
     consul::session* session = nullptr;
 
     /// The semaphore's own session (used when `session` is null): by default TTL 15 s, behaviour
@@ -50,7 +53,8 @@ struct semaphore_options {
     /// acquire() fails with the last error after this many failed requests in a row (0: never).
     unsigned max_consecutive_errors = 8;
 
-    /// Token, datacenter, namespace and partition of every request the semaphore makes.
+    /// Token, datacenter, namespace and partition of every request the semaphore makes, its own
+    /// session's included.
     consul::request_options request;
 };
 

@@ -40,16 +40,6 @@ std::chrono::milliseconds confirmation_window(const session_options& o)
     return o.lock_delay ? *o.lock_delay : std::chrono::milliseconds(std::chrono::seconds(15));
 }
 
-// A session destroy nobody waits for.
-asio::awaitable<void> destroy_session(std::shared_ptr<client_impl> c, session_id sid)
-{
-    auto [ec, ok] = co_await session_destroy_body(c, sid, write_options{});
-    if (ec)
-        c->warn("session " + sid.str() + ": destroy failed (" + ec.message() + "); it expires with its TTL");
-    else
-        c->info("session " + sid.str() + " destroyed");
-}
-
 } // namespace
 
 // Broadcast of one session generation's end: waiters wait on `signal`, which is cancelled once.
@@ -60,14 +50,19 @@ struct loss_signal {
 };
 
 struct session_impl : std::enable_shared_from_this<session_impl> {
-    session_impl(std::shared_ptr<client_impl> c, session_options o)
-        : client(std::move(c)), options(std::move(o)), created(client->executor, clock_type::time_point::max()),
-          renew_timer(client->executor), watchdog(client->executor)
+    session_impl(std::shared_ptr<client_impl> c, session_options o, request_options r)
+        : client(std::move(c)), options(std::move(o)), request(std::move(r)),
+          created(client->executor, clock_type::time_point::max()), renew_timer(client->executor),
+          watchdog(client->executor)
     {
+        // Per call, not per session: a deadline or a diagnostics sink would outlive the call they were for.
+        request.timeout = std::chrono::milliseconds(0);
+        request.diag = nullptr;
     }
 
     std::shared_ptr<client_impl> client;
     session_options options;
+    request_options request; // datacenter, namespace, partition and token of create, renew and destroy
     // Written on the client's strand only, under `view_mutex`; the public accessors read them from any
     // thread under it too (the strand's own reads need no lock).
     mutable std::mutex view_mutex;
@@ -114,6 +109,14 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     // `writing(), change();` holds the lock for that one statement.
     std::unique_lock<std::mutex> writing() const { return std::unique_lock<std::mutex>(view_mutex); }
 
+    // The options of one of the session's own writes.
+    write_options write_opts() const
+    {
+        write_options w;
+        static_cast<request_options&>(w) = request;
+        return w;
+    }
+
     std::string tag() const { return "session " + (id ? id->str() : std::string("(none)")) + " '" + options.name + "'"; }
 
     // Background coroutines take `self` as a parameter: it is copied into the frame when the
@@ -121,6 +124,7 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     static asio::awaitable<void> create(std::shared_ptr<session_impl> self);
     static asio::awaitable<void> renew_loop(std::shared_ptr<session_impl> self, std::uint64_t my_epoch);
     static asio::awaitable<void> watchdog_loop(std::shared_ptr<session_impl> self, std::uint64_t my_epoch);
+    static asio::awaitable<void> destroy(std::shared_ptr<client_impl> c, session_id sid, write_options wo);
     std::optional<errc> check_now()
     {
         auto w = writing();
@@ -152,7 +156,8 @@ asio::awaitable<void> session_impl::create(std::shared_ptr<session_impl> self)
     for (unsigned attempt = 1;; ++attempt) {
         client->at_round("session create");
         sent = clock_type::now();
-        auto [cec, cid] = co_await session_create_body(client, options, write_options{});
+        auto wo = s.write_opts();
+        auto [cec, cid] = co_await session_create_body(client, options, std::move(wo));
         ec = cec;
         new_id = std::move(cid);
         if (!ec || closed || attempt >= client->options.max_attempts || !is_retryable(ec) ||
@@ -203,7 +208,7 @@ asio::awaitable<void> session_impl::renew_loop(std::shared_ptr<session_impl> sel
             co_return;
         }
         const auto sent = clock_type::now();
-        write_options wo;
+        auto wo = s.write_opts();
         // A renewal is useless after the deadline: bound its wait by it.
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(liveness.deadline() - sent);
         wo.timeout = std::clamp(left, std::chrono::milliseconds(100), client->options.request_timeout);
@@ -307,10 +312,19 @@ void session_impl::declare_lost(errc why)
         destroy_in_background(sid);
 }
 
+asio::awaitable<void> session_impl::destroy(std::shared_ptr<client_impl> c, session_id sid, write_options wo)
+{
+    auto [ec, ok] = co_await session_destroy_body(c, sid, std::move(wo));
+    if (ec)
+        c->warn("session " + sid.str() + ": destroy failed (" + ec.message() + "); it expires with its TTL");
+    else
+        c->info("session " + sid.str() + " destroyed");
+}
+
 void session_impl::destroy_in_background(session_id sid)
 {
     // Nobody waits on it: an exception is only logged (the session expires with its TTL).
-    spawn_background(client, "destroy of session " + sid.str(), destroy_session(client, sid), [] {});
+    spawn_background(client, "destroy of session " + sid.str(), destroy(client, sid, write_opts()), [] {});
 }
 
 void session_impl::stop(error_code reason)
@@ -364,7 +378,8 @@ asio::awaitable<std::tuple<error_code>> shared_renewal(std::shared_ptr<session_i
         ~always_finish() { r.finish(make_error_code(asio::error::operation_aborted)); }
     } guard{*mine};
     const auto sent = clock_type::now();
-    auto [ec, entry] = co_await session_renew_body(s->client, sid, write_options{});
+    auto wo = s->write_opts();
+    auto [ec, entry] = co_await session_renew_body(s->client, sid, std::move(wo));
     if (s->renewing == mine)
         s->renewing.reset();
     if (s->epoch != mine->epoch) { // ended (or replaced) meanwhile
@@ -406,7 +421,8 @@ asio::awaitable<std::tuple<error_code>> close_body(std::shared_ptr<session_impl>
         co_return std::tuple{error_code{}};
     const auto sid = *s->id;
     s->end_generation(make_error_code(errc::not_held));
-    auto [ec, ok] = co_await session_destroy_body(s->client, sid, write_options{});
+    auto wo = s->write_opts();
+    auto [ec, ok] = co_await session_destroy_body(s->client, sid, std::move(wo));
     if (!ec)
         s->client->info("session " + sid.str() + " destroyed");
     co_return std::tuple{ec};
@@ -419,10 +435,14 @@ namespace colock::consul {
 
 namespace asio = boost::asio;
 
-session::session(client& c, session_options opts) : session(c.impl(), std::move(opts)) {}
+session::session(client& c, session_options opts, request_options request)
+    : session(c.impl(), std::move(opts), std::move(request))
+{
+}
 
-session::session(const std::shared_ptr<detail::client_impl>& c, session_options opts)
-    : executor_(c->user_executor), impl_(std::make_shared<detail::session_impl>(c, std::move(opts)))
+session::session(const std::shared_ptr<detail::client_impl>& c, session_options opts, request_options request)
+    : executor_(c->user_executor),
+      impl_(std::make_shared<detail::session_impl>(c, std::move(opts), std::move(request)))
 {
     std::weak_ptr<detail::session_impl> weak = impl_;
     impl_->hook_id = impl_->client->add_cancel_hook([weak] {
@@ -510,6 +530,7 @@ std::chrono::milliseconds session::trust_window() const noexcept
     return impl_->liveness.window();
 }
 const session_options& session::options() const noexcept { return impl_->options; }
+const request_options& session::request() const noexcept { return impl_->request; }
 void session::set_safety_margin(std::chrono::milliseconds margin) noexcept
 {
     std::lock_guard guard(impl_->view_mutex);

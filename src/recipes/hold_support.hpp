@@ -6,6 +6,7 @@
 // their caller is cancelled, and the wrapper that lets both the caller's cancellation and the
 // object's destruction stop a pending acquire.
 
+#include <colock/consul/config.hpp>
 #include <colock/consul/query.hpp>
 #include <colock/consul/session.hpp>
 #include <colock/consul/session_id.hpp>
@@ -37,6 +38,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <tuple>
 #include <utility>
 
@@ -59,6 +61,32 @@ inline consul::query_options recipe_query_options(const consul::request_options&
     static_cast<consul::request_options&>(q) = request;
     q.diag = nullptr;
     return q;
+}
+
+// Which of the datacenter, namespace, partition and token of `session_request` (what a session was
+// made with) and `recipe_request` (what a recipe's requests carry) name different things once empty
+// fields are filled with the client's defaults `c`; empty when none. Token values are never named.
+inline std::string request_mismatch(const consul::request_options& session_request,
+                                    const consul::request_options& recipe_request, const consul::client_options& c)
+{
+    std::string out;
+    auto compare = [&](const char* what, const std::string& s, const std::string& r, const std::string& fallback,
+                       bool show) {
+        const auto& se = s.empty() ? fallback : s;
+        const auto& re = r.empty() ? fallback : r;
+        if (se == re)
+            return;
+        if (!out.empty())
+            out += ", ";
+        out += what;
+        if (show)
+            out += " (session '" + se + "', requests '" + re + "')";
+    };
+    compare("datacenter", session_request.datacenter, recipe_request.datacenter, c.datacenter, true);
+    compare("namespace", session_request.ns, recipe_request.ns, c.ns, true);
+    compare("partition", session_request.partition, recipe_request.partition, c.partition, true);
+    compare("token", session_request.token, recipe_request.token, c.token, false);
+    return out;
 }
 
 // Whether `sess` is still the live session `id` (past its fail-safe deadline it is not): what a

@@ -467,4 +467,61 @@ BOOST_AUTO_TEST_CASE(a_session_bound_to_checks_is_trusted_only_for_its_lock_dela
         so);
 }
 
+// A session made with request options carries their datacenter, namespace, partition and token on every request
+// of its own: create, scheduled renewal, renew_now(), close()'s destroy and the background destroy after
+// client::cancel(); never the per-call timeout or diagnostics sink.
+BOOST_AUTO_TEST_CASE(create_renew_and_destroy_carry_the_sessions_request_options)
+{
+    fake_agent fake;
+    fake.push(fake_step::respond(create_reply(id1)));
+    fake.push(fake_step::respond(renew_reply(id1, "1s")));                // scheduled renewal
+    fake.push(fake_step::respond(renew_reply(id1, "1s")));                // renew_now()
+    fake.push(fake_step::respond(fake_agent::reply(200, "true\n")));      // close()
+    fake.push(fake_step::respond(create_reply(id2)));
+    fake.push(fake_step::respond(fake_agent::reply(200, "true\n")));     // the background destroy of id2
+    auto o = fake_agent_options(fake.port());
+    o.datacenter = "client-dc"; // the client's defaults lose to the session's own options
+    o.token = "client-token";
+    diagnostics diag;
+    request_options request;
+    request.datacenter = "dc2";
+    request.ns = "team-a";
+    request.partition = "part-b";
+    request.token = "session-token";
+    request.timeout = 1ms; // per call: a session keeps no deadline of a call
+    request.diag = &diag;
+    with_client(o, [&](client& c, asio::io_context&) -> asio::awaitable<void> {
+        session s(c, one_second_session(), request);
+        BOOST_TEST(s.request().datacenter == "dc2");
+        BOOST_TEST(s.request().token == "session-token");
+        BOOST_TEST(s.request().timeout.count() == 0);
+        BOOST_TEST(s.request().diag == nullptr);
+        co_await expect_started(s);
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return fake.requests().size() >= 2; }, 1500ms));
+        auto [nec] = co_await s.renew_now(tuple_awaitable);
+        BOOST_TEST(!nec, nec.message());
+        co_await expect_closed(s);
+        co_await expect_started(s); // id2, destroyed in the background by client::cancel()
+        c.cancel();
+        BOOST_TEST_REQUIRE(co_await eventually([&] { return fake.requests().size() >= 6; }, 1000ms));
+        co_await sleep_for(100ms); // room for a (wrong) extra request to show up
+    }, 5s);
+    const auto reqs = fake.requests();
+    const std::string query = "?dc=dc2&ns=team-a&partition=part-b";
+    expect_targets(reqs,
+                   {"/v1/session/create" + query, "/v1/session/renew/" + id1 + query,
+                    "/v1/session/renew/" + id1 + query, "/v1/session/destroy/" + id1 + query,
+                    "/v1/session/create" + query, "/v1/session/destroy/" + id2 + query});
+    for (const auto& r : reqs) {
+        BOOST_TEST_CONTEXT(r.method << " " << r.target)
+        {
+            BOOST_TEST(r.method == "PUT");
+            const auto token = r.headers.find("x-consul-token");
+            BOOST_TEST_REQUIRE((token != r.headers.end()));
+            BOOST_TEST(token->second == "session-token");
+        }
+    }
+    BOOST_TEST(diag.http_status == 0u); // never written: the sink was the constructor's call's only
+}
+
 BOOST_AUTO_TEST_SUITE_END()

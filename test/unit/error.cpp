@@ -22,7 +22,7 @@ const errc all_errc[] = {
     errc::bad_response,      errc::request_timeout,     errc::indeterminate_write, errc::invalid_argument,
     errc::invalid_config,    errc::conflict,            errc::too_many_operations, errc::client_closed,
     errc::unsupported,       errc::operation_in_progress, errc::already_held, errc::limit_conflict,
-    errc::internal_error,
+    errc::internal_error,    errc::session_mismatch,
 };
 
 const char* const unknown = "unknown colock error";

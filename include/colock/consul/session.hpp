@@ -39,6 +39,12 @@ struct client_impl;
 /// - A session without a TTL is never renewed and only a 404 on use can reveal its loss.
 /// - After a loss, the next start() creates a new session (a new id and generation()). close() or
 ///   client::cancel() while a creation is in flight makes it fail; the session it created is destroyed.
+/// - Place and credentials: the session is created, renewed and destroyed with the `request` options
+///   it was constructed with (datacenter, namespace, partition, ACL token; empty fields: the client's
+///   defaults). Their `timeout` and `diag` are per call and not kept. A session lives in one
+///   datacenter (and namespace and partition): a lock, semaphore or election given this session
+///   refuses to acquire with errc::session_mismatch when its own request options name another
+///   place or token (see request()).
 ///
 /// Thread safety: as the client (operations and accessors from any thread). The client must outlive the session. Destroying the object stops
 /// renewal and destroys the Consul session in the background (best effort).
@@ -46,9 +52,11 @@ class session {
 public:
     using clock = std::chrono::steady_clock;
 
-    session(client& c, session_options opts = {});
+    /// A session with `opts`, whose create, renew and destroy requests carry `request`'s datacenter,
+    /// namespace, partition and token (empty fields: the client's defaults).
+    session(client& c, session_options opts = {}, request_options request = {});
     /// The same, from the client's implementation (colock's own use: the client's shared session).
-    session(const std::shared_ptr<detail::client_impl>& c, session_options opts);
+    session(const std::shared_ptr<detail::client_impl>& c, session_options opts, request_options request = {});
     session(const session&) = delete;
     session& operator=(const session&) = delete;
     ~session();
@@ -112,6 +120,9 @@ public:
     /// for a session bound to health checks. Zero for a session without a TTL.
     std::chrono::milliseconds trust_window() const noexcept;
     const session_options& options() const noexcept;
+    /// The request options of the session's own requests (create, renew, destroy), as constructed
+    /// but without `timeout` and `diag`.
+    const request_options& request() const noexcept;
     /// Subtracted from the fail-safe deadline to cover clock-rate error between client and server.
     /// Default: window/20.
     void set_safety_margin(std::chrono::milliseconds margin) noexcept;
