@@ -83,13 +83,11 @@ struct lock_impl final : consul::detail::closable, std::enable_shared_from_this<
     local_queue& memory() { return cimpl->local_locks(); } // the client's knowledge of keys
 
     std::string tag() const { return "lock '" + key + "'"; }
-    // The Consul key this lock names, for local turns and key memory: the same key in another
-    // datacenter, namespace or partition is another key.
-    std::string identity() const
-    {
-        const auto& r = options.request;
-        return r.datacenter + '\x1f' + r.ns + '\x1f' + r.partition + '\x1f' + key;
-    }
+    // The Consul key this lock acquires, for local turns and key memory: the same key in another
+    // datacenter, namespace or partition is another key; two spellings of one place are one.
+    // Set by each acquire (client_impl::place_of), before the local turn.
+    std::string place_key;
+    const std::string& identity() const { return place_key; }
     std::uint64_t lock_index = 0; // of the current hold: another acquisition changes it
 
     consul::write_options write_opts() const { return recipe_write_options(options.request); }
@@ -404,7 +402,10 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
     auto& queue = s.cimpl->local_locks();
 
     // 1. This client's turn for the key: lock objects sharing a session must not both "hold" it.
-    const auto identity = s.identity();
+    s.place_key = co_await s.cimpl->place_of(s.options.request) + '\x1f' + s.key;
+    if (s.closed || cancelled(start_state)) // it may have asked the agent
+        co_return op_bool{make_error_code(asio::error::operation_aborted), false};
+    const auto identity = s.place_key;
     auto turn = queue.try_enter(identity);
     if (!turn) {
         if (try_once)

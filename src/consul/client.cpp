@@ -501,6 +501,54 @@ awaitable<op_result<std::string>> status_leader_body(std::shared_ptr<detail::cli
     co_return op_result<std::string>{error_code{}, std::move(leader)};
 }
 
+awaitable<op_result<std::string>> agent_datacenter_body(std::shared_ptr<detail::client_impl> impl, request_options o)
+{
+    auto req = make_request("GET", "/v1/agent/self", "agent self");
+    apply_common(req, o, impl->options);
+    auto [ec, resp] = co_await exchange(impl, req, o.diag);
+    if (ec)
+        co_return op_result<std::string>{ec, std::string{}};
+    if (auto sec = check_status(*impl, req, resp, o.diag))
+        co_return op_result<std::string>{sec, std::string{}};
+    std::string dc;
+    if (detail::decode_agent_datacenter(resp.body, dc))
+        co_return op_result<std::string>{decode_failed(*impl, req, resp, o.diag), std::string{}};
+    co_return op_result<std::string>{error_code{}, std::move(dc)};
+}
+
+awaitable<std::string> client_impl::place_of(const request_options& r)
+{
+    const auto& dc = r.datacenter.empty() ? options.datacenter : r.datacenter;
+    const auto& ns = r.ns.empty() ? options.ns : r.ns;
+    const auto& part = r.partition.empty() ? options.partition : r.partition;
+    auto place = [&](const std::string& d) { return d + '\x1f' + ns + '\x1f' + part; };
+    // Only a datacenter named where the client's default names none can be the agent's own under
+    // another spelling; the agent's name for it is asked once.
+    if (dc.empty() || !options.datacenter.empty() || agent_datacenter_unknown_)
+        co_return place(dc);
+    if (!agent_datacenter_) {
+        request_options ask;
+        ask.token = r.token;
+        auto [ec, name] = co_await agent_datacenter_body(shared_from_this(), ask);
+        if (agent_datacenter_) {
+            // another acquire learned it meanwhile
+        } else if (ec == boost::asio::error::operation_aborted) {
+            co_return place(dc); // the caller was cancelled: it will not use the answer
+        } else if (!ec) {
+            agent_datacenter_ = std::move(name);
+        } else {
+            // Without it, a datacenter is taken as spelled: two spellings of the agent's own then take two
+            // local turns, but their locks hold with different sessions, so Consul still keeps them apart.
+            warn("the agent's datacenter is unknown (" + ec.message() + "): locks naming datacenter '" + dc +
+                 "' take local turns apart from those naming none");
+            if (!is_retryable(ec))
+                agent_datacenter_unknown_ = true; // e.g. 403 without agent:read: asking again would not help
+            co_return place(dc);
+        }
+    }
+    co_return place(dc == *agent_datacenter_ ? std::string{} : dc);
+}
+
 } // namespace detail
 
 client::client(executor_type ex, client_options opts, colock::logger log)

@@ -120,6 +120,11 @@ struct client_impl : std::enable_shared_from_this<client_impl> {
     watch_service& watches();
     /// Local exclusion of lock objects per key (created on first use; local_queue.cpp).
     colock::detail::local_queue& local_locks();
+    /// On the strand: where requests with `r` go (datacenter, namespace and partition) however they are
+    /// spelled: empty fields are the client's defaults, and the agent's own datacenter is "" whether
+    /// named or not (its name is asked once, from /v1/agent/self, when a request names a datacenter and
+    /// the client's defaults name none; if that fails, a datacenter counts as spelled). client.cpp.
+    boost::asio::awaitable<std::string> place_of(const request_options& r);
 
     /// Tests only (consul/testing.hpp): called on the strand at the top of each round of a background task,
     /// with the task's name; a test makes the task fail by throwing from it. Empty otherwise.
@@ -143,6 +148,8 @@ private:
     std::mutex shared_session_mutex_;
     std::shared_ptr<consul::session> shared_session_;
     std::uint64_t next_hook_ = 1;
+    std::optional<std::string> agent_datacenter_; ///< learned by place_of()
+    bool agent_datacenter_unknown_ = false;       ///< /v1/agent/self refused: not asked again
     std::uint64_t cancellations_ = 0;
     // Last, so they go first: their destructors still use the hooks above.
     std::shared_ptr<watch_service> watches_;

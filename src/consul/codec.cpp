@@ -308,6 +308,21 @@ error_code decode_json_string(std::string_view body, std::string& out)
     return {};
 }
 
+error_code decode_agent_datacenter(std::string_view body, std::string& out)
+{
+    json::value v;
+    if (!parse(body, v) || !v.is_object())
+        return bad;
+    const auto* config = v.get_object().if_contains("Config");
+    if (!config || !config->is_object())
+        return bad;
+    const auto* dc = config->get_object().if_contains("Datacenter");
+    if (!dc || !dc->is_string() || dc->get_string().empty())
+        return bad;
+    out.assign(dc->get_string().data(), dc->get_string().size());
+    return {};
+}
+
 std::string encode_session_create(const session_options& s)
 {
     json::object o;

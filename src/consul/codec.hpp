@@ -33,6 +33,8 @@ error_code decode_session_renewal(std::string_view body, session_entry& out, boo
 error_code decode_txn_result(std::string_view body, txn_result& out);
 /// A JSON string, e.g. "127.0.0.1:8300" from /v1/status/leader.
 error_code decode_json_string(std::string_view body, std::string& out);
+/// Config.Datacenter of /v1/agent/self: the name of the agent's own datacenter.
+error_code decode_agent_datacenter(std::string_view body, std::string& out);
 
 std::string encode_session_create(const session_options& s);
 std::string encode_txn(const std::vector<txn_op>& ops);

@@ -36,6 +36,8 @@ body_result<session_entry> session_renew_body(client_ptr impl, session_id id, wr
 body_result<bool> session_destroy_body(client_ptr impl, session_id id, write_options o);
 body_result<session_info_result> session_info_body(client_ptr impl, session_id id, query_options o);
 body_result<std::string> status_leader_body(client_ptr impl, request_options o);
+/// The name of the agent's own datacenter (/v1/agent/self; the token needs agent:read).
+body_result<std::string> agent_datacenter_body(client_ptr impl, request_options o);
 
 } // namespace colock::consul::detail
 

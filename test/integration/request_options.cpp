@@ -265,4 +265,47 @@ BOOST_AUTO_TEST_CASE(a_given_session_that_does_not_match_the_recipes_request_opt
     });
 }
 
+// Local turns go by place, not by spelling (CONSUL.md 1.1): a lock naming no datacenter and one naming the agent's
+// own are locks of one key. With the client's default naming the datacenter, both would hold with the shared
+// session (Consul lets one session acquire a key it holds again), so only the local turn keeps them apart; with
+// no default, the one naming it learns the agent's datacenter name and waits for its turn without a request.
+BOOST_AUTO_TEST_CASE(two_spellings_of_the_agents_datacenter_take_one_local_turn)
+{
+    const auto name = agent().unique_prefix("place_spelling");
+    const auto key = name + "lock";
+    const auto dc = agent_datacenter();
+    tcp_proxy proxy(agent().host(), agent().http_port());
+    run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+        for (const bool default_names_it : {true, false}) {
+            BOOST_TEST_MESSAGE("the client's default datacenter is '" << (default_names_it ? dc : "") << "'");
+            const auto asked = proxy.requests_forwarded("GET /v1/agent/self");
+            {
+                auto co = lock_client(name, 10s, proxy.port());
+                co.datacenter = default_names_it ? dc : "";
+                client c(ioc.get_executor(), co);
+                lock_options spelled;
+                spelled.request.datacenter = dc;
+                lock unnamed(c, key), named(c, key, spelled);
+                co_await expect_acquired(unnamed);
+                const auto txns = proxy.requests_forwarded("PUT /v1/txn");
+                const auto creates = proxy.requests_forwarded("PUT /v1/session/create");
+                const bool both = co_await try_acquire_once(named);
+                BOOST_TEST(!both, "both lock objects hold the key");
+                BOOST_TEST(!named.is_held());
+                BOOST_TEST(proxy.requests_forwarded("PUT /v1/txn") == txns, "the local turn was not enough");
+                BOOST_TEST(proxy.requests_forwarded("PUT /v1/session/create") == creates);
+                co_await expect_released(unnamed);
+                co_await expect_acquired(named);
+                BOOST_TEST(read_key(key).session == sid_of(named));
+                const bool both_again = co_await try_acquire_once(unnamed);
+                BOOST_TEST(!both_again);
+                co_await expect_released(named);
+                BOOST_TEST(proxy.requests_forwarded("GET /v1/agent/self") - asked == (default_names_it ? 0u : 1u));
+                co_await c.close(tuple_awaitable);
+            }
+            co_await expect_no_sessions_named(name);
+        }
+    });
+}
+
 BOOST_AUTO_TEST_SUITE_END()

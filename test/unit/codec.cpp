@@ -666,6 +666,22 @@ BOOST_AUTO_TEST_CASE(decode_json_string_reads_a_string_and_rejects_anything_else
     }
 }
 
+BOOST_AUTO_TEST_CASE(decode_agent_datacenter_reads_config_datacenter_and_rejects_anything_else)
+{
+    std::string out = "previous";
+    BOOST_TEST(!decode_agent_datacenter(R"({"Config":{"Datacenter":"dc1","NodeName":"n"},"Member":{}})", out));
+    BOOST_TEST(out == "dc1");
+    for (const char* body : {"", "{}", "[]", R"({"Config":{}})", R"({"Config":"dc1"})", R"({"Config":{"Datacenter":""}})",
+                             R"({"Config":{"Datacenter":7}})", R"({"Datacenter":"dc1"})", R"({"Config":{"Datacenter":"dc1")"}) {
+        BOOST_TEST_CONTEXT("body " << body)
+        {
+            out = "previous";
+            BOOST_TEST((decode_agent_datacenter(body, out) == errc::bad_response));
+            BOOST_TEST(out == "previous");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Header numbers
 
