@@ -486,34 +486,32 @@ awaitable<op_result<session_info_result>> session_info_body(std::shared_ptr<deta
     co_return op_result<session_info_result>{error_code{}, std::move(out)};
 }
 
-awaitable<op_result<std::string>> status_leader_body(std::shared_ptr<detail::client_impl> impl, request_options o)
+// A GET of agent information (no X-Consul-* metadata): 200 and a body `decode` turns into a string.
+static awaitable<op_result<std::string>> agent_string(std::shared_ptr<detail::client_impl> impl, const char* target,
+                                                      const char* what, request_options o,
+                                                      error_code (*decode)(std::string_view, std::string&))
 {
-    auto req = make_request("GET", "/v1/status/leader", "status leader");
+    auto req = make_request("GET", target, what);
     apply_common(req, o, impl->options);
     auto [ec, resp] = co_await exchange(impl, req, o.diag);
     if (ec)
         co_return op_result<std::string>{ec, std::string{}};
     if (auto sec = check_status(*impl, req, resp, o.diag))
         co_return op_result<std::string>{sec, std::string{}};
-    std::string leader;
-    if (detail::decode_json_string(resp.body, leader))
+    std::string out;
+    if (decode(resp.body, out))
         co_return op_result<std::string>{decode_failed(*impl, req, resp, o.diag), std::string{}};
-    co_return op_result<std::string>{error_code{}, std::move(leader)};
+    co_return op_result<std::string>{error_code{}, std::move(out)};
+}
+
+awaitable<op_result<std::string>> status_leader_body(std::shared_ptr<detail::client_impl> impl, request_options o)
+{
+    return agent_string(std::move(impl), "/v1/status/leader", "status leader", std::move(o), detail::decode_json_string);
 }
 
 awaitable<op_result<std::string>> agent_datacenter_body(std::shared_ptr<detail::client_impl> impl, request_options o)
 {
-    auto req = make_request("GET", "/v1/agent/self", "agent self");
-    apply_common(req, o, impl->options);
-    auto [ec, resp] = co_await exchange(impl, req, o.diag);
-    if (ec)
-        co_return op_result<std::string>{ec, std::string{}};
-    if (auto sec = check_status(*impl, req, resp, o.diag))
-        co_return op_result<std::string>{sec, std::string{}};
-    std::string dc;
-    if (detail::decode_agent_datacenter(resp.body, dc))
-        co_return op_result<std::string>{decode_failed(*impl, req, resp, o.diag), std::string{}};
-    co_return op_result<std::string>{error_code{}, std::move(dc)};
+    return agent_string(std::move(impl), "/v1/agent/self", "agent self", std::move(o), detail::decode_agent_datacenter);
 }
 
 awaitable<std::string> client_impl::place_of(const request_options& r)
