@@ -120,13 +120,6 @@ struct lock_impl final : consul::detail::closable, std::enable_shared_from_this<
         return shared.get();
     }
 
-    milliseconds hold_poll_interval() const
-    {
-        const auto window = sess ? sess->trust_window() : milliseconds(0);
-        const auto base = window.count() > 0 ? window : milliseconds(15000);
-        return std::max(base / 2, milliseconds(100));
-    }
-
     void become_held(consul::session& s, const consul::session_id& id, std::uint64_t fencing, const consul::kv_entry& entry,
                      std::unique_ptr<local_turn> t);
     void on_monitor(std::uint64_t epoch, const key_view& v);
@@ -283,7 +276,7 @@ void lock_impl::become_held(consul::session& s, const consul::session_id& id, st
     seed.index = fencing;
     watch_interest interest;
     interest.consistent = true;
-    interest.poll_interval = hold_poll_interval();
+    interest.poll_interval = hold_poll_interval(&s);
     interest.start_delay = hold_watch_delay;
     monitor = cimpl->watches().subscribe(
         key, options.request, interest,
@@ -446,9 +439,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
     else
         plan.start(std::nullopt, 0);
 
-    std::unique_ptr<watch_service::subscription> watching;
-    auto wake = std::make_shared<asio::steady_timer>(s.cimpl->executor);
-    std::uint64_t seen_version = 0;
+    consul::detail::change_waiter watching(s.cimpl->executor);
     asio::steady_timer pause(s.cimpl->executor);
 
     for (;;) {
@@ -481,12 +472,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
             break;
         }
         case acquire_step::wait_change: {
-            if (!watching) {
-                std::weak_ptr<asio::steady_timer> weak_wake = wake;
-                auto on_change = [weak_wake](const key_view&) {
-                    if (auto w = weak_wake.lock())
-                        w->cancel();
-                };
+            if (!watching.following()) {
                 std::optional<key_view> seed;
                 if (plan.key_known()) {
                     seed.emplace();
@@ -496,23 +482,16 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
                 }
                 watch_interest interest;
                 interest.poll_interval = s.options.poll_interval;
-                watching = s.cimpl->watches().subscribe(s.key, s.options.request, interest, std::move(on_change), seed);
-                seen_version = watching->view().version;
-                const auto& current = watching->view();
+                watching.follow(s.cimpl->watches(), s.key, false, s.options.request, interest, seed);
+                const auto& current = watching.view();
                 if (current.known && !current.error && current.index != plan.key_index()) {
                     plan.on_change({}, current.entry, current.index); // the watch knows better already
                     break;
                 }
             }
-            if (watching->view().version == seen_version) {
-                wake->expires_at(clock_type::time_point::max());
-                co_await wake->async_wait(use_tuple);
-            }
-            const auto& v = watching->view();
-            if (v.version != seen_version && (v.known || v.error)) {
-                seen_version = v.version;
-                plan.on_change(v.error, v.entry, v.index);
-            }
+            const key_view* v = co_await watching.next();
+            if (v)
+                plan.on_change(v->error, v->entry, v->index);
             break;
         }
         case acquire_step::backoff: {

@@ -1,8 +1,7 @@
 // colock::semaphore: the async driver around semaphore_record (the decisions): contender key,
-// check-and-set of the `.lock` record, a consistent blocking list of the prefix while held, and a
-// wait on the session's loss.
+// check-and-set of the `.lock` record, the prefix followed through the client's watch service (while
+// waiting for a slot, and consistently while held), and a wait on the session's loss.
 
-#include <colock/consul/index_tracker.hpp>
 #include <colock/consul/session.hpp>
 #include <colock/semaphore.hpp>
 
@@ -10,16 +9,21 @@
 #include "consul/client_impl.hpp"
 #include "consul/op.hpp"
 #include "consul/ops.hpp"
+#include "consul/watch_service.hpp"
 #include "detail/backoff.hpp"
 #include "recipes/hold_support.hpp"
 #include "sansio/semaphore_record.hpp"
 
 #include <boost/asio/dispatch.hpp>
 
+#include <algorithm>
+
 namespace colock::detail {
 
 namespace asio = boost::asio;
 using consul::detail::client_impl;
+using consul::detail::key_view;
+using consul::detail::watch_interest;
 using std::chrono::milliseconds;
 
 namespace {
@@ -63,7 +67,7 @@ struct semaphore_impl final : consul::detail::closable, std::enable_shared_from_
     std::optional<consul::kv_entry> record;    // the last known `.lock` while held (for release)
     std::optional<consul::kv_entry> own_write; // the record as our last write of it left it (value, index)
     std::shared_ptr<release_done> withdrawing; // a background withdrawal the next acquire waits for
-    operation_stop monitor_stop; // the hold's watch loop
+    std::unique_ptr<consul::detail::watch_service::subscription> monitor; // the hold's watch of the prefix
     operation_stop session_wait; // its wait on sess->lost()
     std::uint64_t hold_epoch = 0;
     std::shared_ptr<hold_end> end;
@@ -101,6 +105,7 @@ struct semaphore_impl final : consul::detail::closable, std::enable_shared_from_
     }
 
     void become_held(consul::session& s, const consul::session_id& id, consul::kv_entry rec);
+    void on_monitor(std::uint64_t epoch, const key_view& v);
     void on_snapshot(std::uint64_t epoch, const semaphore_snapshot& snap);
     void on_lost(std::uint64_t epoch, error_code reason);
     void end_hold(error_code reason);
@@ -206,59 +211,6 @@ asio::awaitable<void> withdraw_task(std::shared_ptr<semaphore_impl> self, consul
     done->report(ec);
 }
 
-// Follows the prefix while held: a consistent blocking list after each change.
-asio::awaitable<void> monitor(std::weak_ptr<semaphore_impl> weak, std::uint64_t epoch, std::uint64_t index)
-{
-    co_await asio::this_coro::throw_if_cancelled(false); // stopped by monitor_stop: every wait ends with an error code
-    std::shared_ptr<client_impl> cimpl;
-    std::string dir;
-    consul::query_options q;
-    if (auto self = weak.lock()) {
-        cimpl = self->cimpl;
-        dir = self->dir();
-        q = self->query_opts();
-    } else {
-        co_return;
-    }
-    q.consistency = consul::consistency_mode::consistent;
-    asio::steady_timer pause(cimpl->executor, hold_watch_delay);
-    auto [pec] = co_await pause.async_wait(use_tuple);
-    if (pec)
-        co_return;
-    consul::index_tracker tracker;
-    tracker.on_reply(index);
-    colock::detail::backoff delays(milliseconds(100), milliseconds(1000));
-    for (;;) {
-        cimpl->at_round("semaphore monitor");
-        q.index = tracker.next_index();
-        auto [ec, listed] = co_await consul::detail::kv_list_body(cimpl, dir, q);
-        if (ec == asio::error::operation_aborted)
-            co_return;
-        auto self = weak.lock();
-        if (!self || self->hold_epoch != epoch)
-            co_return;
-        if (ec) {
-            if (!is_retryable(ec)) { // e.g. 403: ownership can no longer be verified
-                self->on_lost(epoch, ec);
-                co_return;
-            }
-            // The session's fail-safe deadline bounds how long the hold is trusted meanwhile.
-            tracker.reset();
-            self.reset();
-            pause.expires_after(delays.next(unit_random()));
-            auto [wec] = co_await pause.async_wait(use_tuple);
-            if (wec)
-                co_return;
-            continue;
-        }
-        delays.reset();
-        tracker.on_reply(listed.meta.index);
-        self->on_snapshot(epoch, make_semaphore_snapshot(listed.entries, self->prefix));
-        if (self->hold_epoch != epoch)
-            co_return;
-    }
-}
-
 } // namespace
 
 void semaphore_impl::become_held(consul::session& s, const consul::session_id& id, consul::kv_entry rec)
@@ -275,14 +227,14 @@ void semaphore_impl::become_held(consul::session& s, const consul::session_id& i
         cimpl->debug(tag() + " acquired, fencing token " + std::to_string(token));
 
     std::weak_ptr<semaphore_impl> weak = shared_from_this();
-    // A monitor that throws leaves the hold unverified: it ends, with internal_error.
-    auto monitor_failed = [weak, epoch] {
+    watch_interest interest;
+    interest.consistent = true;
+    interest.poll_interval = hold_poll_interval(&s);
+    interest.start_delay = hold_watch_delay;
+    monitor = cimpl->watches().subscribe_prefix(dir(), options.request, interest, [weak, epoch](const key_view& v) {
         if (auto self = weak.lock())
-            self->on_lost(epoch, make_error_code(errc::internal_error));
-    };
-    asio::co_spawn(cimpl->executor, monitor(weak, epoch, token),
-                   monitor_stop.bind(consul::detail::background_completion(cimpl, tag() + ": monitor",
-                                                                           std::move(monitor_failed))));
+            self->on_monitor(epoch, v);
+    });
     if (!session_still_live(&s, id)) { // lost (or replaced) before we could listen
         on_lost(epoch, make_error_code(errc::session_expired));
         return;
@@ -291,6 +243,21 @@ void semaphore_impl::become_held(consul::session& s, const consul::session_id& i
         if (auto self = weak.lock())
             self->on_lost(epoch, ec);
     }));
+}
+
+void semaphore_impl::on_monitor(std::uint64_t epoch, const key_view& v)
+{
+    if (epoch != hold_epoch || state != phase::held)
+        return;
+    if (v.error) {
+        // Transient failures are retried by the watch; the session's deadline bounds how long we
+        // trust the hold meanwhile. A permanent one (e.g. 403) leaves the slot unverifiable.
+        if (v.error == asio::error::operation_aborted || !is_retryable(v.error))
+            on_lost(epoch, v.error);
+        return;
+    }
+    if (v.known)
+        on_snapshot(epoch, make_semaphore_snapshot(v.entries, prefix));
 }
 
 void semaphore_impl::on_snapshot(std::uint64_t epoch, const semaphore_snapshot& snap)
@@ -334,7 +301,7 @@ void semaphore_impl::end_hold(error_code reason)
     sid.reset();
     publish(); // before a semaphore-owned session can be destroyed: accessors read it
     record.reset();
-    monitor_stop.emit();
+    monitor.reset();
     session_wait.emit();
     last_end = reason;
     if (end) {
@@ -434,9 +401,19 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
     bool contender = false;     // our contender key may exist
     bool contender_ok = false;  // ... and is known to
     bool resolve = false;       // a record write of unknown outcome: read consistently
+    bool wait_for_change = false; // every slot was taken: wait for the prefix to change
     std::optional<semaphore_snapshot> snap;
-    consul::index_tracker tracker;
+    std::optional<key_view> seen; // the prefix as the last read listed it (the watch's seed)
+    consul::detail::change_waiter watching(s.cimpl->executor);
     asio::steady_timer pause(s.cimpl->executor);
+
+    const auto listed = [&](std::vector<consul::kv_entry> entries, std::uint64_t index) {
+        snap = make_semaphore_snapshot(entries, s.prefix);
+        seen.emplace();
+        seen->known = true;
+        seen->entries = std::move(entries);
+        seen->index = index;
+    };
 
     // One more failed request: true when acquire() should give up with it.
     const auto failed = [&](error_code ec) {
@@ -465,7 +442,6 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
                     co_return co_await hold_written(self, sess, sid, qr.results[1], std::move(quick->record));
                 if (qec) { // unknown outcome: the prefix, read consistently, will tell (we may be in the record)
                     resolve = true;
-                    tracker.reset(); // and at once, not after the next change
                     if (failed(qec))
                         break;
                 }
@@ -484,8 +460,12 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
             }
             if (!ec && r.committed && !r.results.empty()) {
                 contender_ok = true;
+                // Read by the leader in the write (resolves too), as of the write's index: our key's.
                 std::vector<consul::kv_entry> tree(r.results.begin() + 1, r.results.end());
-                snap = make_semaphore_snapshot(tree, s.prefix); // read by the leader in the write: resolves too
+                std::uint64_t index = 0;
+                for (const auto& x : tree)
+                    index = std::max(index, x.modify_index);
+                listed(std::move(tree), index);
                 resolve = false;
                 failures = 0;
             } else if (!ec && semaphore_rollback_error(r) == make_http_error(403)) {
@@ -520,24 +500,55 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
                 continue;
             }
         }
+        if (!snap && wait_for_change && !resolve) {
+            // 2a. The prefix after its next change: the watch service's blocking query (or its polling,
+            // beyond the client's watch budget), shared with this client's other users of the prefix.
+            if (!watching.following()) {
+                watch_interest interest;
+                interest.poll_interval = s.options.poll_interval;
+                watching.follow(s.cimpl->watches(), s.dir(), true, s.options.request, interest, seen);
+                const auto& current = watching.view();
+                if (current.known && !current.error && seen && current.index != seen->index) {
+                    listed(current.entries, current.index); // the watch knows better already
+                    watching.mark_seen();
+                }
+            }
+            if (!snap) {
+                const key_view* v = co_await watching.next();
+                if (!v)
+                    continue; // cancelled: the loop's top ends it
+                if (v->error == asio::error::operation_aborted) { // client::cancel()
+                    result = v->error;
+                    break;
+                }
+                if (v->error) { // the watch retries; we read the prefix ourselves after a pause
+                    if (failed(v->error) || !is_retryable(v->error))
+                        break;
+                    wait_for_change = false;
+                    pause.expires_after(delays.next(unit_random()));
+                    co_await pause.async_wait(use_tuple);
+                    continue;
+                }
+                failures = 0;
+                listed(v->entries, v->index);
+            }
+        }
         if (!snap) {
-            // 2. The prefix as it is now, or after its next change.
+            // 2b. The prefix as it is now (consistently when a write's outcome is unknown).
             auto q = s.query_opts();
-            q.index = tracker.next_index();
             if (resolve)
                 q.consistency = consul::consistency_mode::consistent;
-            std::tuple<error_code, consul::kv_list_result> listed;
+            std::tuple<error_code, consul::kv_list_result> read;
             if (resolve) // (no `?:` around co_await: GCC 12 destroys the result twice)
-                listed = co_await uncancellable(consul::detail::kv_list_body(s.cimpl, s.dir(), q));
+                read = co_await uncancellable(consul::detail::kv_list_body(s.cimpl, s.dir(), q));
             else
-                listed = co_await consul::detail::kv_list_body(s.cimpl, s.dir(), q);
-            auto& [lec, lr] = listed;
+                read = co_await consul::detail::kv_list_body(s.cimpl, s.dir(), q);
+            auto& [lec, lr] = read;
             if (lec == asio::error::operation_aborted) {
                 result = lec;
                 break;
             }
             if (lec) {
-                tracker.reset();
                 if (failed(lec) || !is_retryable(lec))
                     break;
                 pause.expires_after(delays.next(unit_random()));
@@ -546,13 +557,13 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
             }
             failures = 0;
             resolve = false;
-            tracker.on_reply(lr.meta.index);
-            snap = make_semaphore_snapshot(lr.entries, s.prefix);
+            listed(std::move(lr.entries), lr.meta.index);
         }
 
         // 3. Decide.
         const auto d = decide_semaphore_acquire(*snap, s.limit, sid.str());
         snap.reset();
+        wait_for_change = d.what == semaphore_decision::kind::wait;
         if (d.what == semaphore_decision::kind::failed) {
             result = d.error;
             if (d.error == errc::limit_conflict)
@@ -565,7 +576,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
                 result = {};
                 break;
             }
-            continue; // blocks in the next list until the prefix changes
+            continue; // until the prefix changes
         }
         if (d.what == semaphore_decision::kind::already_holder) {
             // An earlier write of unknown outcome won. Take it out and start over: a fresh write
@@ -581,8 +592,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
         auto [wec, wr] = co_await uncancellable(consul::detail::txn_body(s.cimpl, std::move(ops), s.write_opts()));
         if (!wec && wr.committed && !wr.results.empty())
             co_return co_await hold_written(self, sess, sid, wr.results.front(), d.record);
-        tracker.reset(); // list again at once
-        if (!wec) {
+        if (!wec) { // (the next round lists the prefix again at once)
             const auto why = semaphore_rollback_error(wr);
             if (!why)
                 continue; // raced with another contender

@@ -53,6 +53,10 @@ struct semaphore_options {
     /// acquire() fails with the last error after this many failed requests in a row (0: never).
     unsigned max_consecutive_errors = 8;
 
+    /// How often the prefix is re-read when the client's watch budget leaves it without a blocking
+    /// query: while waiting for a slot (while held it is re-checked at least every half session TTL).
+    std::chrono::milliseconds poll_interval{std::chrono::seconds(1)};
+
     /// Token, datacenter, namespace and partition of every request the semaphore makes, its own
     /// session's included.
     consul::request_options request;

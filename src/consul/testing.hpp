@@ -17,7 +17,7 @@ namespace colock::consul::testing {
 
 /// The next round of the background task named `task` of `c` throws std::runtime_error, once. Names:
 /// "watch" (a key's blocking query loop), "watch poll" (the poller of keys beyond the watch budget),
-/// "session create", "session renew", "lock release", "semaphore monitor". Call it on the thread that
+/// "session create", "session renew", "lock release". Call it on the thread that
 /// runs the client's executor (a test's io_context).
 inline void fail_next_round(client& c, std::string task)
 {

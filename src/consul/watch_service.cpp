@@ -16,6 +16,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -61,15 +62,16 @@ std::string options_identity(const request_options& r)
 } // namespace
 
 struct watch_entry {
-    watch_entry(std::string id, std::string k, const request_options& r, std::uint64_t ord)
-        : identity(std::move(id)), key(std::move(k)), request(r), order(ord),
+    watch_entry(std::string id, std::string k, bool p, const request_options& r, std::uint64_t ord)
+        : identity(std::move(id)), key(std::move(k)), prefix(p), request(r), order(ord),
           bucket(loop_burst, loop_refill, clock_type::now()), errors(error_backoff_initial, error_backoff_max)
     {
         request.diag = nullptr;
         request.timeout = std::chrono::milliseconds(0);
     }
-    std::string identity; // options + key: the map's key
+    std::string identity; // options + kind + key: the map's key
     std::string key;
+    bool prefix; // every key under `key` (a list), not the one key
     request_options request;
     std::uint64_t order; // first come, first promoted
     key_view view;
@@ -111,6 +113,38 @@ struct watch_entry {
     bool pending_start = false;
     clock_type::time_point start_at{};
 };
+
+namespace {
+// Who holds a key: a change of it ends the token bucket's pacing for one query, so a contended
+// key is followed at once. For a prefix, any change of its keys (created, deleted, rewritten,
+// taken, freed) counts.
+bool owners_differ(const key_view& before, const std::optional<kv_entry>& entry, const std::vector<kv_entry>& entries)
+{
+    const auto holder = [](const kv_entry& x) {
+        return std::pair(x.session ? x.session->str() : std::string(), x.lock_index);
+    };
+    if (before.entry.has_value() != entry.has_value() || (entry && holder(*entry) != holder(*before.entry)))
+        return true;
+    if (before.entries.size() != entries.size())
+        return true;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const auto& x = entries[i];
+        const auto& y = before.entries[i];
+        if (x.key != y.key || x.modify_index != y.modify_index || holder(x) != holder(y))
+            return true;
+    }
+    return false;
+}
+
+// The largest modify index of a prefix's keys: what a read without a blocking index says of it.
+std::uint64_t newest_index(const std::vector<kv_entry>& entries)
+{
+    std::uint64_t index = 0;
+    for (const auto& x : entries)
+        index = std::max(index, x.modify_index);
+    return index;
+}
+} // namespace
 
 struct watch_state : std::enable_shared_from_this<watch_state> {
     watch_state(client_impl& c, std::size_t b, milliseconds w)
@@ -208,13 +242,27 @@ asio::awaitable<void> blocking_loop(std::shared_ptr<watch_state> st, std::shared
         if (c->log.enabled(logger::level::debug))
             c->debug("watch '" + e->key + "': query after index " + std::to_string(q.index) +
                      (q.consistency == consistency_mode::consistent ? " (consistent)" : ""));
-        auto [ec, result] = co_await kv_get_body(c, e->key, q);
+        error_code ec;
+        std::uint64_t index = 0;
+        std::optional<kv_entry> entry;
+        std::vector<kv_entry> entries;
+        if (e->prefix) {
+            auto [lec, listed] = co_await kv_list_body(c, e->key, q);
+            ec = lec;
+            index = listed.meta.index;
+            entries = std::move(listed.entries);
+        } else {
+            auto [gec, got] = co_await kv_get_body(c, e->key, q);
+            ec = gec;
+            index = got.meta.index;
+            entry = std::move(got.entry);
+        }
         if (c->log.enabled(logger::level::debug))
-            c->debug("watch '" + e->key + "': " + (ec ? ec.message() : "index " + std::to_string(result.meta.index)));
+            c->debug("watch '" + e->key + "': " + (ec ? ec.message() : "index " + std::to_string(index)));
         if (stopped() || ec == asio::error::operation_aborted)
             break;
-        if (!ec && stamp != e->seed_stamp && result.meta.index < e->view.index) {
-            e->tracker.on_reply(result.meta.index); // older than the seed: the next query returns at once
+        if (!ec && stamp != e->seed_stamp && index < e->view.index) {
+            e->tracker.on_reply(index); // older than the seed: the next query returns at once
             continue;
         }
         if (ec) {
@@ -225,16 +273,14 @@ asio::awaitable<void> blocking_loop(std::shared_ptr<watch_state> st, std::shared
         }
         e->failed_last = false;
         e->errors.reset();
-        const auto owner = [](const std::optional<kv_entry>& x) {
-            return std::tuple(x.has_value(), x && x->session ? x->session->str() : std::string(), x ? x->lock_index : 0);
-        };
-        owner_changed = e->view.known && owner(result.entry) != owner(e->view.entry);
-        const bool changed = e->tracker.on_reply(result.meta.index) || e->view.error || !e->view.known;
+        owner_changed = e->view.known && owners_differ(e->view, entry, entries);
+        const bool changed = e->tracker.on_reply(index) || e->view.error || !e->view.known;
         if (changed) {
             e->view.known = true;
             e->view.error = {};
-            e->view.entry = std::move(result.entry);
-            e->view.index = result.meta.index;
+            e->view.entry = std::move(entry);
+            e->view.entries = std::move(entries);
+            e->view.index = index;
             st->deliver(*e);
         }
     }
@@ -248,8 +294,8 @@ asio::awaitable<void> poll_chunk(std::shared_ptr<watch_state> st, std::shared_pt
     std::vector<std::uint64_t> stamps;
     for (const auto& e : left)
         stamps.push_back(e->seed_stamp);
-    const auto update = [&](const std::shared_ptr<watch_entry>& e, std::optional<kv_entry> entry, error_code ec,
-                            std::uint64_t stamp) {
+    const auto update = [&](const std::shared_ptr<watch_entry>& e, std::optional<kv_entry> entry,
+                            std::vector<kv_entry> entries, error_code ec, std::uint64_t stamp) {
         const auto now = clock_type::now();
         if (!e->polled())
             return; // promoted or abandoned meanwhile
@@ -263,24 +309,29 @@ asio::awaitable<void> poll_chunk(std::shared_ptr<watch_state> st, std::shared_pt
             st->deliver(*e);
             return;
         }
-        const std::uint64_t index = entry ? entry->modify_index : 0;
-        const bool changed = !e->view.known || e->view.error || e->view.entry.has_value() != entry.has_value() ||
-                             e->view.index != index;
+        const std::uint64_t index = e->prefix ? newest_index(entries) : entry ? entry->modify_index : 0;
+        const bool changed = !e->view.known || e->view.error || e->view.index != index ||
+                             owners_differ(e->view, entry, entries);
         e->view.known = true;
         e->view.error = {};
         e->view.entry = std::move(entry);
+        e->view.entries = std::move(entries);
         e->view.index = index;
         e->next_poll = now + e->poll_interval();
         if (changed)
             st->deliver(*e);
     };
     // `get-or-empty`: a missing key answers an entry with no indexes (a plain `get` would roll the whole
-    // transaction back, one missing key at a time). Results are matched by key: Consul leaves out what
-    // the token may not read. A rollback is unexpected here: reported to every key of the chunk.
+    // transaction back, one missing key at a time); `get-tree` lists a prefix. Results are matched by
+    // key: Consul leaves out what the token may not read. A rollback is unexpected here: reported to
+    // every key of the chunk.
     std::vector<txn_op> ops;
     ops.reserve(left.size());
-    for (const auto& e : left)
-        ops.push_back(txn_op::get_or_empty(e->key));
+    bool lists = false;
+    for (const auto& e : left) {
+        ops.push_back(e->prefix ? txn_op::get_tree(e->key) : txn_op::get_or_empty(e->key));
+        lists = lists || e->prefix;
+    }
     write_options wo;
     static_cast<request_options&>(wo) = left.front()->request; // one chunk, one set of options
     auto [ec, result] = co_await txn_body(c, std::move(ops), wo,
@@ -294,29 +345,38 @@ asio::awaitable<void> poll_chunk(std::shared_ptr<watch_state> st, std::shared_pt
                             colock::detail::classify_rollback(result.errors.front().what) == rollback_cause::permission_denied;
         ec = denied ? make_http_error(403) : make_error_code(errc::bad_response);
     }
-    if (!ec && result.results.size() > left.size())
+    if (!ec && !lists && result.results.size() > left.size())
         ec = make_error_code(errc::bad_response);
-    std::unordered_map<std::string, kv_entry*> by_key;
+    // In key order; a key that both a `get-or-empty` and a `get-tree` read is there once.
+    std::map<std::string, kv_entry*> by_key;
     for (auto& r : result.results)
         by_key.emplace(r.key, &r);
     for (std::size_t i = 0; i < left.size(); ++i) {
+        const auto& e = left[i];
         if (ec) {
-            update(left[i], std::nullopt, ec, stamps[i]);
-            continue;
+            update(e, std::nullopt, {}, ec, stamps[i]);
+        } else if (e->prefix) {
+            std::vector<kv_entry> entries;
+            for (auto it = by_key.lower_bound(e->key); it != by_key.end() && it->first.starts_with(e->key); ++it)
+                if (it->second->modify_index != 0) // not get-or-empty's answer for a missing key
+                    entries.push_back(*it->second);
+            update(e, std::nullopt, std::move(entries), {}, stamps[i]);
+        } else if (const auto found = by_key.find(e->key); found == by_key.end()) {
+            update(e, std::nullopt, {}, make_http_error(403), stamps[i]); // filtered out: the token may not read it
+        } else if (found->second->modify_index == 0) { // get-or-empty's answer for a missing key
+            update(e, std::nullopt, {}, {}, stamps[i]);
+        } else {
+            update(e, *found->second, {}, {}, stamps[i]);
         }
-        const auto found = by_key.find(left[i]->key);
-        if (found == by_key.end()) // filtered out: the token may not read this key
-            update(left[i], std::nullopt, make_http_error(403), stamps[i]);
-        else if (found->second->modify_index == 0) // get-or-empty's answer for a missing key
-            update(left[i], std::nullopt, {}, stamps[i]);
-        else
-            update(left[i], std::move(*found->second), {}, stamps[i]);
     }
 }
 
 asio::awaitable<void> poll_loop(std::shared_ptr<watch_state> st, std::shared_ptr<client_impl> c)
 {
     co_await asio::this_coro::throw_if_cancelled(false);
+    // Started from a subscribe(): let the caller's other subscriptions of this turn join the first
+    // transaction (co_spawn would run up to the first request inline).
+    co_await asio::post(c->executor, asio::use_awaitable);
     while (!st->closed) {
         c->at_round("watch poll");
         std::vector<std::shared_ptr<watch_entry>> polled;
@@ -628,12 +688,29 @@ std::unique_ptr<watch_service::subscription> watch_service::subscribe(const std:
                                                                       const watch_interest& interest, callback cb,
                                                                       const std::optional<key_view>& seed)
 {
+    return subscribe_any(key, false, request, interest, std::move(cb), seed);
+}
+
+std::unique_ptr<watch_service::subscription> watch_service::subscribe_prefix(const std::string& prefix,
+                                                                             const request_options& request,
+                                                                             const watch_interest& interest,
+                                                                             callback cb,
+                                                                             const std::optional<key_view>& seed)
+{
+    return subscribe_any(prefix, true, request, interest, std::move(cb), seed);
+}
+
+std::unique_ptr<watch_service::subscription> watch_service::subscribe_any(const std::string& key, bool prefix,
+                                                                          const request_options& request,
+                                                                          const watch_interest& interest, callback cb,
+                                                                          const std::optional<key_view>& seed)
+{
     auto& st = *state_;
-    auto identity = options_identity(request) + '\x1f' + key;
+    auto identity = options_identity(request) + (prefix ? "\x1fprefix\x1f" : "\x1fkey\x1f") + key;
     auto& slot = st.entries[identity];
     const bool fresh = !slot;
     if (fresh)
-        slot = std::make_shared<watch_entry>(std::move(identity), key, request, st.next_order++);
+        slot = std::make_shared<watch_entry>(std::move(identity), key, prefix, request, st.next_order++);
     auto e = slot;
     auto sub = std::make_shared<watch_subscriber>();
     sub->cb = std::move(cb);
@@ -672,6 +749,36 @@ std::size_t watch_service::polled_keys() const noexcept
 }
 
 std::uint64_t watch_service::poll_transactions() const noexcept { return state_->poll_txns; }
+
+// ---------------------------------------------------------------- change_waiter
+
+change_waiter::change_waiter(asio::any_io_executor executor) : wake_(std::make_shared<asio::steady_timer>(executor)) {}
+
+void change_waiter::follow(watch_service& service, const std::string& key, bool prefix, const request_options& request,
+                           const watch_interest& interest, const std::optional<key_view>& seed)
+{
+    std::weak_ptr<asio::steady_timer> weak_wake = wake_;
+    auto on_change = [weak_wake](const key_view&) {
+        if (auto w = weak_wake.lock())
+            w->cancel();
+    };
+    sub_ = prefix ? service.subscribe_prefix(key, request, interest, std::move(on_change), seed)
+                  : service.subscribe(key, request, interest, std::move(on_change), seed);
+    seen_ = sub_->view().version;
+}
+
+asio::awaitable<const key_view*> change_waiter::next()
+{
+    if (sub_->view().version == seen_) {
+        wake_->expires_at(asio::steady_timer::time_point::max());
+        co_await wake_->async_wait(use_tuple); // ends with a delivery, or with the caller's cancellation
+    }
+    const auto& v = sub_->view();
+    if (v.version == seen_ || !(v.known || v.error))
+        co_return nullptr;
+    seen_ = v.version;
+    co_return &v;
+}
 
 watch_service& client_impl::watches()
 {

@@ -1,11 +1,12 @@
 #ifndef COLOCK_SRC_CONSUL_WATCH_SERVICE_HPP
 #define COLOCK_SRC_CONSUL_WATCH_SERVICE_HPP
 
-// The client's watch service: every key that colock's recipes follow (waiters and holders) goes
-// through it, so a key has one blocking query however many local users it has, and the client keeps
-// at most `budget` blocking queries open (Consul refuses more than 200 connections per client IP).
-// Keys beyond the budget are read together through /v1/txn `get` operations (64 per transaction) at
-// the interval their users ask for; a key is promoted to a blocking query when a slot frees.
+// The client's watch service: every key and every prefix that colock's recipes follow (waiters and
+// holders; a lock follows its key, a semaphore its prefix) goes through it, so each has one blocking
+// query however many local users it has, and the client keeps at most `budget` blocking queries open
+// (Consul refuses more than 200 connections per client IP). What is beyond the budget is read
+// together through /v1/txn `get-or-empty` and `get-tree` operations (64 per transaction) at the
+// interval its users ask for, and promoted to a blocking query when a slot frees.
 //
 // client::cancel() stops every query; subscribers then get a view with error operation_aborted.
 //
@@ -16,22 +17,28 @@
 #include <colock/consul/query.hpp>
 #include <colock/error.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace colock::consul::detail {
 
 struct client_impl;
 
-/// What the service knows about one key.
+/// What the service knows about one key (or one prefix).
 struct key_view {
     std::uint64_t version = 0;     ///< grows with every delivery
     bool known = false;            ///< false until the first answer
-    std::optional<kv_entry> entry; ///< empty: the key does not exist
+    std::optional<kv_entry> entry; ///< a key: empty when it does not exist
+    std::vector<kv_entry> entries; ///< a prefix: every key under it, in key order
     std::uint64_t index = 0;       ///< blocking-query index of that answer
     error_code error;              ///< set when the last query failed (entry/index are older)
 };
@@ -81,12 +88,45 @@ public:
                                             const watch_interest& interest, callback cb,
                                             const std::optional<key_view>& seed = std::nullopt);
 
-    std::size_t blocking_queries() const noexcept; ///< keys with a blocking query (draining ones included)
-    std::size_t polled_keys() const noexcept;      ///< keys verified through transactions
+    /// Follows every key under `prefix` (views carry `entries`), as subscribe() follows one key. A
+    /// seed must list the prefix as it was at the seed's index.
+    std::unique_ptr<subscription> subscribe_prefix(const std::string& prefix, const request_options& request,
+                                                   const watch_interest& interest, callback cb,
+                                                   const std::optional<key_view>& seed = std::nullopt);
+
+    std::size_t blocking_queries() const noexcept; ///< keys and prefixes with a blocking query (draining ones included)
+    std::size_t polled_keys() const noexcept;      ///< keys and prefixes verified through transactions
     std::uint64_t poll_transactions() const noexcept;
 
 private:
+    std::unique_ptr<subscription> subscribe_any(const std::string& key, bool prefix, const request_options& request,
+                                                const watch_interest& interest, callback cb,
+                                                const std::optional<key_view>& seed);
+
     std::shared_ptr<watch_state> state_;
+};
+
+/// One acquisition's wait for news of what it contends for: a subscription whose deliveries wake
+/// next(). Lives on the client's strand, like the service.
+class change_waiter {
+public:
+    explicit change_waiter(boost::asio::any_io_executor executor);
+
+    bool following() const noexcept { return sub_ != nullptr; }
+    /// Subscribes (to a key, or to a prefix when `prefix`); view() is then the service's view.
+    void follow(watch_service& service, const std::string& key, bool prefix, const request_options& request,
+                const watch_interest& interest, const std::optional<key_view>& seed);
+    const key_view& view() const noexcept { return sub_->view(); }
+    /// Marks the current view as seen: next() waits for a newer one.
+    void mark_seen() noexcept { seen_ = sub_->view().version; }
+    /// A view newer than the last one seen (waits for a delivery), or null when the wait was
+    /// cancelled first.
+    boost::asio::awaitable<const key_view*> next();
+
+private:
+    std::unique_ptr<watch_service::subscription> sub_;
+    std::shared_ptr<boost::asio::steady_timer> wake_;
+    std::uint64_t seen_ = 0;
 };
 
 } // namespace colock::consul::detail

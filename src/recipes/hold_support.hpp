@@ -33,6 +33,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -94,6 +95,15 @@ inline std::string request_mismatch(const consul::request_options& session_reque
 inline bool session_still_live(const consul::session* sess, const consul::session_id& id)
 {
     return sess && sess->is_live() && sess->id() == id;
+}
+
+// How often a held key or prefix is re-read when the watch budget leaves it without a blocking
+// query: twice per trust window of the hold's session (so a loss is seen within it).
+inline std::chrono::milliseconds hold_poll_interval(const consul::session* sess)
+{
+    const auto window = sess ? sess->trust_window() : std::chrono::milliseconds(0);
+    const auto base = window.count() > 0 ? window : std::chrono::milliseconds(15000);
+    return std::max(base / 2, std::chrono::milliseconds(100));
 }
 
 inline bool cancelled(const boost::asio::cancellation_state& cs)

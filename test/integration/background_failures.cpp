@@ -1,5 +1,5 @@
 // Background tasks that throw, against the real agent: an exception out of a key's watch loop, a
-// session's renewal or creation, a lock's release or a semaphore's monitor (a bug, std::bad_alloc, a
+// session's renewal or creation, a lock's release (a bug, std::bad_alloc, a
 // user's callback) completes whoever waits on that task with errc::internal_error instead of leaving
 // it waiting forever, and what the task held (a watch slot, a session) is given back. The failures
 // are injected through consul/testing.hpp.
@@ -208,7 +208,8 @@ BOOST_AUTO_TEST_CASE(a_throwing_release_completes_the_release_call)
     });
 }
 
-BOOST_AUTO_TEST_CASE(a_throwing_semaphore_monitor_ends_the_hold)
+// A semaphore follows its prefix through the watch service, like a lock its key.
+BOOST_AUTO_TEST_CASE(a_throwing_watch_of_a_held_semaphore_ends_the_hold)
 {
     auto& agent = consul_agent::instance();
     const auto prefix = agent.unique_prefix("bg_semaphore");
@@ -216,7 +217,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_semaphore_monitor_ends_the_hold)
     run_async([&](asio::io_context& io) -> asio::awaitable<void> {
         client c(io.get_executor(), real_agent_options());
         semaphore s(c, prefix + "sem", 2, named_session(name));
-        testing::fail_next_round(c, "semaphore monitor");
+        testing::fail_next_round(c, "watch");
         co_await expect_acquired(s);
         auto held = std::make_shared<loss>();
         s.lost(record_loss(held));

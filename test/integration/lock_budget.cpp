@@ -1,10 +1,12 @@
 // The client's watch budget against the real agent: with client_options::max_watches = 1, keys beyond
 // the one blocking query are verified through /v1/txn reads. A waiter without a watch still takes
 // the lock soon after it is freed (within its poll interval), and a holder without a watch still
-// learns of a deleted key within the session TTL.
+// learns of a deleted key within the session TTL. Semaphores wait within the same budget: many of
+// them leave the pool's connections to everything else.
 
 #include <colock/consul/client.hpp>
 #include <colock/lock.hpp>
+#include <colock/semaphore.hpp>
 
 #include "async_test.hpp"
 #include "consul/client_impl.hpp"
@@ -17,6 +19,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace colock;
@@ -88,6 +91,89 @@ BOOST_AUTO_TEST_CASE(keys_beyond_the_budget_are_polled_yet_handed_over_and_verif
             finished = true;
         },
         30s);
+    BOOST_TEST(finished);
+    agent.request("DELETE", "/v1/kv/" + prefix + "?recurse");
+}
+
+BOOST_AUTO_TEST_CASE(waiting_semaphores_stay_within_the_budget_and_leave_connections_to_locks)
+{
+    auto& agent = consul_agent::instance();
+    const auto prefix = agent.unique_prefix("semaphore_budget");
+    const std::string name = "colock-test-semaphore-budget-" + prefix;
+    bool finished = false;
+    run_async(
+        [&](asio::io_context& io) -> asio::awaitable<void> {
+            client other(io.get_executor(), lock_client(name + "-other"));
+            auto options = lock_client(name);
+            options.max_connections = 12; // 8 reserved for renewals: 3 blocking queries, the rest for writes
+            options.max_watches = 3;
+            client limited(io.get_executor(), options);
+            auto& watches = limited.impl()->watches();
+
+            // Eight semaphores of limit 1, each held by the other client; the limited client waits on all.
+            constexpr std::size_t n = 8;
+            std::vector<std::unique_ptr<semaphore>> theirs;
+            std::vector<std::unique_ptr<semaphore>> mine;
+            std::vector<std::shared_ptr<completion>> got;
+            auto waiting = named_session(name + "-mine");
+            waiting.poll_interval = 300ms;
+            for (std::size_t i = 0; i < n; ++i) {
+                const auto sem = prefix + "sem" + std::to_string(i);
+                theirs.push_back(std::make_unique<semaphore>(other, sem, 1, named_session(name + "-theirs")));
+                co_await expect_acquired(*theirs.back());
+                mine.push_back(std::make_unique<semaphore>(limited, sem, 1, waiting));
+                got.push_back(std::make_shared<completion>());
+                mine.back()->acquire(record_into(got.back()));
+            }
+            co_await require_eventually([&] { return watches.blocking_queries() == 3 && watches.polled_keys() == n - 3; },
+                                        5s, "three prefixes are followed by blocking queries, five by polling");
+
+            // A lock of the same client, held elsewhere, is waited for beside them (polled: the budget is
+            // taken) and handed over soon after its release: the pool still has connections for it.
+            lock holder(other, prefix + "lock");
+            co_await expect_acquired(holder);
+            lock_options lock_waiting;
+            lock_waiting.poll_interval = 300ms;
+            lock unrelated(limited, prefix + "lock", lock_waiting);
+            auto taken = std::make_shared<completion>();
+            unrelated.acquire(record_into(taken));
+            co_await require_eventually([&] { return watches.polled_keys() == n - 2; }, 5s, "the lock's key is polled");
+            const auto released = clock_type::now();
+            co_await expect_released(holder);
+            co_await require_eventually([&] { return taken->done; }, 5s, "the waiting lock was handed over");
+            const auto took = ms_between(released, taken->at);
+            BOOST_TEST_MESSAGE("a lock waiting beside " << n << " semaphores took it " << took
+                                                        << " ms after its release (poll every 300 ms)");
+            BOOST_TEST(!taken->ec, taken->ec.message());
+            BOOST_TEST(took < 1500);
+            co_await expect_released(unrelated);
+            for (const auto& g : got)
+                BOOST_TEST(!g->done);
+
+            // Every slot freed: each waiter, blocking or polled, takes its slot soon.
+            const auto freed = clock_type::now();
+            for (auto& t : theirs)
+                co_await expect_released(*t);
+            co_await require_eventually(
+                [&] {
+                    for (const auto& g : got)
+                        if (!g->done)
+                            return false;
+                    return true;
+                },
+                5s, "every waiting semaphore took its slot");
+            BOOST_TEST_MESSAGE("the last waiter took its slot " << ms_between(freed, clock_type::now())
+                                                                << " ms after the first release (poll every 300 ms)");
+            for (std::size_t i = 0; i < n; ++i) {
+                BOOST_TEST(!got[i]->ec, got[i]->ec.message());
+                BOOST_TEST(mine[i]->is_held());
+            }
+            BOOST_TEST(watches.blocking_queries() <= 3u);
+            for (auto& m : mine)
+                co_await expect_released(*m);
+            finished = true;
+        },
+        60s);
     BOOST_TEST(finished);
     agent.request("DELETE", "/v1/kv/" + prefix + "?recurse");
 }
