@@ -59,8 +59,12 @@ public:
     /// Cancellation: terminal, partial and total, at once while waiting. The lock is never left held
     /// by a cancelled acquire: if its write won the race, the lock is released before completing
     /// with operation_aborted. A cancellation that arrives while the acquiring write is in flight
-    /// takes effect when its answer arrives (at most the client's request_timeout later), so that the
-    /// outcome is known. A timeout is a cancellation.
+    /// takes effect once the write's outcome is known and, if the write won, once the release's
+    /// first round has ended: usually one round trip later. It is not bounded by request_timeout:
+    /// each request attempt may take request_timeout waiting for a free connection and as long
+    /// again on the wire, a write known not to have been sent is retried up to max_attempts times,
+    /// and the release makes up to 4 such requests; with an agent that stops answering that is
+    /// minutes. client::cancel() does not shorten it. A timeout is a cancellation.
     template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>
     [[nodiscard]] auto acquire(Token&& token = {})
     {

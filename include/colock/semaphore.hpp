@@ -64,7 +64,9 @@ public:
     /// namespace, partition or token than semaphore_options::request), the error of the session's
     /// creation, the last request error after semaphore_options::max_consecutive_errors failures.
     /// Cancellation: terminal, partial and total. A cancelled acquire never leaves a slot held:
-    /// if its record write won, it is undone before completing with operation_aborted.
+    /// if its record write won, it is undone before completing with operation_aborted. As for
+    /// colock::lock, a cancellation during that write takes effect once its outcome is known and any
+    /// undo has ended: usually one round trip, minutes with an agent that stops answering.
     template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>
     [[nodiscard]] auto acquire(Token&& token = {})
     {
