@@ -10,6 +10,7 @@
 #include "consul/ops.hpp"
 #include "consul/watch_service.hpp"
 #include "detail/backoff.hpp"
+#include "recipes/acquiring_write.hpp"
 #include "recipes/hold_support.hpp"
 #include "recipes/local_queue.hpp"
 #include "sansio/lock_acquisition.hpp"
@@ -242,12 +243,34 @@ void spawn_release(std::shared_ptr<lock_impl> self, consul::session_id sid, std:
 }
 
 // Unlocks what an acquisition that ends without the lock may have locked (an unlock by a non-holder
-// is rolled back, harmlessly), and waits for the first round of attempts: never leave it held.
-asio::awaitable<void> let_go(std::shared_ptr<lock_impl> self, consul::session_id id, std::unique_ptr<local_turn> turn)
+// is rolled back, harmlessly), and waits for the first round of attempts: never leave it held. A
+// cancelled acquisition waits only until its stop deadline; the release goes on in the background,
+// keeping the local turn until the key is free.
+asio::awaitable<void> let_go(std::shared_ptr<lock_impl> self, consul::session_id id, std::unique_ptr<local_turn> turn,
+                             std::optional<clock_type::time_point> deadline = std::nullopt)
 {
     auto done = std::make_shared<release_done>(self->cimpl->executor);
     spawn_release(self, id, std::move(turn), std::move(self->own), done);
-    co_await uncancellable(wait_for(done));
+    if (deadline)
+        (void)co_await wait_until(done, *deadline);
+    else
+        co_await uncancellable(wait_for(done));
+}
+
+// A cancelled acquisition stopped waiting for its write: if the write wins after all, the cleanup
+// releases the key, with the local turn and a lock-owned session kept until then.
+void release_if_it_wins(const std::shared_ptr<acquiring_write>& write, std::shared_ptr<lock_impl> self,
+                        consul::session_id sid, std::unique_ptr<local_turn> turn, std::unique_ptr<consul::session> own)
+{
+    struct kept {
+        std::unique_ptr<local_turn> turn;
+        std::unique_ptr<consul::session> own;
+    };
+    auto leftovers = std::make_shared<kept>(kept{std::move(turn), std::move(own)});
+    write->cleanup = [self = std::move(self), sid = std::move(sid), leftovers](const acquiring_write::outcome& o) {
+        if (may_have_won(o))
+            spawn_release(self, sid, std::move(leftovers->turn), std::move(leftovers->own), nullptr);
+    };
 }
 
 } // namespace
@@ -441,6 +464,9 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
 
     consul::detail::change_waiter watching(s.cimpl->executor);
     asio::steady_timer pause(s.cimpl->executor);
+    // A cancelled acquisition completes within `grace` of noticing it: see lock.hpp.
+    stop_deadline stop_at;
+    const auto grace = s.cimpl->options.request_timeout;
 
     for (;;) {
         switch (plan.next()) {
@@ -449,8 +475,15 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
             auto wo = s.write_opts();
             if (s.cimpl->log.enabled(logger::level::debug))
                 s.cimpl->debug(s.tag() + ": write (" + std::to_string(ops.size()) + " operations)");
-            // Not abandoned on cancellation: its outcome decides whether we must release.
-            auto [wec, wr] = co_await uncancellable(consul::detail::txn_body(s.cimpl, std::move(ops), wo));
+            // Not abandoned on cancellation: its outcome decides whether we must release. But waited
+            // for only until the stop deadline; then the cleanup takes over.
+            auto write = start_acquiring_write(s.cimpl, s.tag() + ": acquiring write", std::move(ops), std::move(wo));
+            const bool known = co_await outcome_of(write, stop_at, grace);
+            if (!known) {
+                release_if_it_wins(write, self, plan.session(), std::move(turn), std::move(s.own));
+                co_return op_bool{make_error_code(asio::error::operation_aborted), false};
+            }
+            const auto& [wec, wr] = *write->result;
             plan.on_write(wec, wr);
             break;
         }
@@ -460,14 +493,13 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
             if (resolving)
                 q.consistency = consul::consistency_mode::consistent;
             // (No `?:` around co_await: GCC 12 destroys the result twice.)
-            std::tuple<error_code, consul::kv_get_result> read;
-            if (resolving)
-                read = co_await uncancellable(consul::detail::kv_get_body(s.cimpl, s.key, q));
-            else
-                read = co_await consul::detail::kv_get_body(s.cimpl, s.key, q);
-            auto& [rec, rr] = read;
-            if (rec == asio::error::operation_aborted)
+            // Cancellable even when it resolves a write of unknown outcome: the stop below then lets go.
+            auto [rec, rr] = co_await consul::detail::kv_get_body(s.cimpl, s.key, q);
+            if (rec == asio::error::operation_aborted) {
+                if (plan.unresolved())
+                    co_await let_go(self, plan.session(), std::move(turn), stop_at.noticed(grace));
                 co_return op_bool{rec, false};
+            }
             plan.on_read(rec, rr.entry, rr.meta.index);
             break;
         }
@@ -527,7 +559,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
         if (plan.next() == acquire_step::held) {
             if (stop) {
                 // The write won the race with the cancellation: never leave the lock held.
-                co_await let_go(self, plan.session(), std::move(turn));
+                co_await let_go(self, plan.session(), std::move(turn), stop_at.noticed(grace));
                 co_return op_bool{make_error_code(asio::error::operation_aborted), false};
             }
             if (plan.key_entry())
@@ -538,7 +570,7 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<lock_impl> self, bool try_
         }
         if (stop) {
             if (plan.unresolved()) { // a write of unknown outcome may hold the key: let it go first
-                co_await let_go(self, plan.session(), std::move(turn));
+                co_await let_go(self, plan.session(), std::move(turn), stop_at.noticed(grace));
             }
             co_return op_bool{make_error_code(asio::error::operation_aborted), false};
         }

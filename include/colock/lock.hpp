@@ -57,14 +57,12 @@ public:
     /// creation (e.g. HTTP 500 for a datacenter Consul does not know), the last request error after
     /// lock_options::max_consecutive_errors failures.
     /// Cancellation: terminal, partial and total, at once while waiting. The lock is never left held
-    /// by a cancelled acquire: if its write won the race, the lock is released before completing
-    /// with operation_aborted. A cancellation that arrives while the acquiring write is in flight
-    /// takes effect once the write's outcome is known and, if the write won, once the release's
-    /// first round has ended: usually one round trip later. It is not bounded by request_timeout:
-    /// each request attempt may take request_timeout waiting for a free connection and as long
-    /// again on the wire, a write known not to have been sent is retried up to max_attempts times,
-    /// and the release makes up to 4 such requests; with an agent that stops answering that is
-    /// minutes. client::cancel() does not shorten it. A timeout is a cancellation.
+    /// by a cancelled acquire: if its write won the race, the lock is released. The acquire waits
+    /// for that (the write's outcome, then the release; usually one round trip), but never longer
+    /// than the client's request_timeout after the cancellation: then it completes with
+    /// operation_aborted and the rest goes on in the background (a new acquire of the key through
+    /// this client waits until the key is free). client::cancel() and destroying the lock are
+    /// cancellations too. A timeout is a cancellation.
     template <boost::asio::completion_token_for<void(error_code)> Token = boost::asio::deferred_t>
     [[nodiscard]] auto acquire(Token&& token = {})
     {

@@ -190,6 +190,20 @@ inline boost::asio::awaitable<std::tuple<error_code>> wait_for(std::shared_ptr<r
     co_return std::tuple{done->ec};
 }
 
+// Waits for a background release's first round, but not past `deadline` and not cancellable (a
+// cancelled acquisition giving back a write that won); false when the round is still going on.
+// `done` must be its waiter's alone: moving the deadline ends other waits on it.
+inline boost::asio::awaitable<bool> wait_until(std::shared_ptr<release_done> done,
+                                               std::chrono::steady_clock::time_point deadline)
+{
+    namespace asio = boost::asio;
+    if (!done->finished) {
+        done->signal.expires_at(deadline);
+        co_await done->signal.async_wait(asio::bind_cancellation_slot(asio::cancellation_slot(), use_tuple));
+    }
+    co_return done->finished;
+}
+
 // The outcome of a give-back started by closable::close_holds() (none started: success).
 inline boost::asio::awaitable<error_code> release_outcome(std::shared_ptr<release_done> done)
 {

@@ -1,6 +1,7 @@
 // colock::lock against the real agent through a TCP fault proxy (TESTING.md U3, U7, B10, B13; CONSUL.md section 5
 // rows 5, 15, 17): a silent partition loses the lock by the local deadline, a cancellation that races a winning write
-// leaves nothing held, a lost acquire reply is resolved, and connection resets alone never lose the lock.
+// leaves nothing held and completes within request_timeout when no reply comes, a lost acquire reply is resolved,
+// and connection resets alone never lose the lock.
 
 #include <colock/consul/client.hpp>
 #include <colock/consul/session.hpp>
@@ -153,6 +154,68 @@ BOOST_AUTO_TEST_CASE(acquire_cancelled_while_its_winning_write_is_in_flight_leav
         ran = true;
     });
     BOOST_TEST(ran);
+}
+
+// The bound lock.hpp promises: a cancellation during the acquiring write completes the acquire within
+// the client's request_timeout, even when no reply ever comes (the write and then the release each
+// time out, and would take several request_timeouts); what is left is finished in the background.
+// Cancelled through the operation's slot, and by client::cancel().
+BOOST_AUTO_TEST_CASE(acquire_cancelled_while_no_reply_comes_completes_within_request_timeout)
+{
+    for (const bool by_client : {false, true}) {
+        BOOST_TEST_CONTEXT((by_client ? "client::cancel()" : "the acquire's cancellation slot"))
+        {
+            const auto prefix = agent().unique_prefix(by_client ? "lock_cancel_bound_client" : "lock_cancel_bound");
+            const auto key = prefix + "lock";
+            tcp_proxy proxy(agent().host(), agent().http_port());
+            bool ran = false;
+            run_async([&](asio::io_context& ioc) -> asio::awaitable<void> {
+                heal_on_exit heal{proxy};
+                {
+                    auto options = lock_client(prefix, 10s, proxy.port());
+                    options.request_timeout = 1s;
+                    client c(ioc.get_executor(), options);
+                    lock l(c, key);
+                    auto [sec, sid] = co_await c.shared_session().start(tuple_awaitable);
+                    BOOST_TEST_REQUIRE(!sec, sec.message());
+
+                    // Requests reach the agent; no reply ever comes back.
+                    proxy.set_mode(tcp_proxy::mode::drop_replies);
+                    const auto writes_before = proxy.requests_forwarded("PUT /v1/txn", lock_write);
+                    asio::cancellation_signal signal;
+                    auto cancelled_at = clock_type::time_point::max();
+                    bool write_seen = false;
+                    auto canceller = [&]() -> asio::awaitable<void> {
+                        auto write_sent = [&] { return proxy.requests_forwarded("PUT /v1/txn", lock_write) > writes_before; };
+                        write_seen = co_await eventually(write_sent, 5s);
+                        co_await sleep_for(50ms);
+                        cancelled_at = clock_type::now();
+                        if (by_client)
+                            c.cancel();
+                        else
+                            signal.emit(asio::cancellation_type::terminal);
+                    };
+                    asio::co_spawn(ioc, canceller(), asio::detached);
+                    auto [ec] = co_await l.acquire(asio::bind_cancellation_slot(signal.slot(), tuple_awaitable));
+                    const auto took = ms_since(cancelled_at);
+                    BOOST_TEST_REQUIRE(write_seen, "the acquire never sent its write");
+                    BOOST_TEST_MESSAGE("cancelled acquire completed " << took << " ms after the cancellation"
+                                                                      << " (no replies; request_timeout 1000 ms)");
+                    BOOST_TEST(ec == asio::error::operation_aborted, ec.message());
+                    BOOST_TEST(!l.is_held());
+                    BOOST_TEST(took <= 1300); // request_timeout and a little scheduling
+
+                    // The write was applied (its reply was lost); the release that followed frees the key.
+                    proxy.set_mode(tcp_proxy::mode::pass);
+                    const bool unlocked = co_await eventually_unlocked(key, 5s);
+                    BOOST_TEST(unlocked, "still locked by " << read_key(key).session);
+                }
+                co_await expect_no_sessions_named(prefix);
+                ran = true;
+            });
+            BOOST_TEST(ran);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(acquire_whose_reply_is_dropped_ends_held_and_verified_or_with_nothing_left)
