@@ -23,6 +23,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
+
+#include <mutex>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -48,14 +50,17 @@ constexpr milliseconds hold_watch_delay{25};
 
 struct lock_impl final : consul::detail::closable, std::enable_shared_from_this<lock_impl> {
     lock_impl(consul::client& c, std::string k, lock_options o)
-        : cimpl(c.impl()), key(std::move(k)), options(std::move(o))
+        : cimpl(c.impl()), key(std::move(k)), options(std::move(o)), options_view(options)
     {
     }
 
-    // Everything below is touched on the client's strand only, but `view`, which the accessors read.
+    // Everything below is touched on the client's strand only, but `view` and `options_view`, which
+    // the accessors read.
     std::shared_ptr<client_impl> cimpl;
     std::string key;
     lock_options options;
+    mutable std::mutex options_mutex;
+    lock_options options_view; // what options() returns (set_value() writes it at once)
     bool closed = false; // the lock object is gone
 
     enum class phase { idle, acquiring, held };
@@ -669,10 +674,18 @@ lock::clock::time_point lock::deadline() const noexcept { return impl_->view.rea
 
 const std::string& lock::key() const noexcept { return impl_->key; }
 
-const lock_options& lock::options() const noexcept { return impl_->options; }
+lock_options lock::options() const
+{
+    std::lock_guard guard(impl_->options_mutex);
+    return impl_->options_view;
+}
 
 void lock::set_value(std::string value)
 {
+    {
+        std::lock_guard guard(impl_->options_mutex);
+        impl_->options_view.value = value;
+    }
     asio::dispatch(impl_->cimpl->executor, [impl = impl_, v = std::move(value)]() mutable { impl->options.value = std::move(v); });
 }
 

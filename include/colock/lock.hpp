@@ -126,7 +126,8 @@ public:
     /// deadline); time_point::min() when not held.
     clock::time_point deadline() const noexcept;
     const std::string& key() const noexcept;
-    const lock_options& options() const noexcept;
+    /// A copy of the options, with the value as last set by set_value(). Safe from any thread.
+    lock_options options() const;
     /// Replaces lock_options::value: what the next acquire and the release of the current hold
     /// write into the key (a release retried in the background writes the newest value). It does not
     /// write the key itself.

@@ -544,6 +544,9 @@ asio::awaitable<void> chaos_hold(chaos_stats& st, int k, lock& l, std::minstd_ra
     (void)l.fencing_token();
     (void)l.hold_count();
     (void)l.is_held();
+    l.set_value("holder " + std::to_string(k)); // what the release writes; read back from any thread
+    if (l.options().value.rfind("holder ", 0) != 0)
+        st.fail.add("options().value of " + l.key() + " is not a value set_value() gave");
     co_await random_pause(rng, 1000);
     st.inside[k].fetch_sub(1);
 }
