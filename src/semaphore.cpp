@@ -1,6 +1,6 @@
-// colock::semaphore: the async driver around semaphore_record (the decisions): contender key,
-// check-and-set of the `.lock` record, the prefix followed through the client's watch service (while
-// waiting for a slot, and consistently while held), and a wait on the session's loss.
+// colock::semaphore: the async driver around semaphore_acquisition (the decisions of acquiring) and
+// semaphore_record (of holding and withdrawing): the prefix followed through the client's watch
+// service (while waiting for a slot, and consistently while held), and a wait on the session's loss.
 
 #include <colock/consul/session.hpp>
 #include <colock/semaphore.hpp>
@@ -12,6 +12,7 @@
 #include "consul/watch_service.hpp"
 #include "detail/backoff.hpp"
 #include "recipes/hold_support.hpp"
+#include "sansio/semaphore_acquisition.hpp"
 #include "sansio/semaphore_record.hpp"
 
 #include <boost/asio/dispatch.hpp>
@@ -333,11 +334,9 @@ namespace {
 // A record write with us in it committed: hold the slot, or undo it when the acquisition was
 // cancelled meanwhile (never leave a slot held by accident).
 asio::awaitable<op_bool> hold_written(std::shared_ptr<semaphore_impl> self, consul::session& sess, consul::session_id sid,
-                                      consul::kv_entry written, std::string record)
+                                      consul::kv_entry written)
 {
     auto& s = *self;
-    written.value = std::move(record); // Consul does not echo the value
-    written.flags = semaphore_flags;
     s.own_write = written;
     auto cs = co_await asio::this_coro::cancellation_state;
     if (cancelled(cs) || s.closed) {
@@ -351,7 +350,15 @@ asio::awaitable<op_bool> hold_written(std::shared_ptr<semaphore_impl> self, cons
     co_return op_bool{error_code{}, true};
 }
 
-// The acquisition: session, contender key, then the decisions of semaphore_record until held or done.
+// A round begins with one of these steps: the acquisition stops there when cancelled. The writes
+// that follow a decision are not abandoned, and every backoff ends in a new round.
+bool begins_round(semaphore_step step)
+{
+    return step == semaphore_step::write_quick || step == semaphore_step::write_contender ||
+           step == semaphore_step::list || step == semaphore_step::wait_change;
+}
+
+// The acquisition: session, then the steps of semaphore_acquisition until held or done.
 asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool try_once)
 {
     auto& s = *self;
@@ -395,224 +402,140 @@ asio::awaitable<op_bool> acquire_body(std::shared_ptr<semaphore_impl> self, bool
         sid = std::move(started);
     }
 
-    colock::detail::backoff delays(s.options.retry_initial, s.options.retry_max);
-    unsigned failures = 0;
-    error_code result;
-    bool contender = false;     // our contender key may exist
-    bool contender_ok = false;  // ... and is known to
-    bool resolve = false;       // a record write of unknown outcome: read consistently
-    bool wait_for_change = false; // every slot was taken: wait for the prefix to change
-    std::optional<semaphore_snapshot> snap;
-    std::optional<key_view> seen; // the prefix as the last read listed it (the watch's seed)
+    semaphore_acquisition_params params;
+    params.prefix = s.prefix;
+    params.limit = s.limit;
+    params.value = s.options.value;
+    params.try_once = try_once;
+    params.max_consecutive_errors = s.options.max_consecutive_errors;
+    params.retry_initial = s.options.retry_initial;
+    params.retry_max = s.options.retry_max;
+    semaphore_acquisition plan(std::move(params), std::move(sid));
+    plan.start(s.own_write);
+
     consul::detail::change_waiter watching(s.cimpl->executor);
     asio::steady_timer pause(s.cimpl->executor);
+    error_code result;
 
-    const auto listed = [&](std::vector<consul::kv_entry> entries, std::uint64_t index) {
-        snap = make_semaphore_snapshot(entries, s.prefix);
-        seen.emplace();
-        seen->known = true;
-        seen->entries = std::move(entries);
-        seen->index = index;
-    };
-
-    // One more failed request: true when acquire() should give up with it.
-    const auto failed = [&](error_code ec) {
-        result = ec;
-        ++failures;
-        return s.options.max_consecutive_errors != 0 && failures >= s.options.max_consecutive_errors;
-    };
-
-    for (;;) {
-        auto cs = co_await asio::this_coro::cancellation_state;
-        if (cancelled(cs) || s.closed) {
-            result = make_error_code(asio::error::operation_aborted);
+    for (bool done = false; !done;) {
+        const auto step = plan.next();
+        if (begins_round(step)) {
+            auto cs = co_await asio::this_coro::cancellation_state;
+            if (cancelled(cs) || s.closed) {
+                result = make_error_code(asio::error::operation_aborted);
+                break;
+            }
+        }
+        switch (step) {
+        case semaphore_step::write_quick:
+        case semaphore_step::write_record: {
+            if (step == semaphore_step::write_quick)
+                s.own_write.reset(); // the plan has used it: one try
+            auto ops = plan.ops();
+            auto wo = s.write_opts();
+            // Not abandoned on cancellation: its outcome decides whether we hold a slot.
+            auto [wec, wr] = co_await uncancellable(consul::detail::txn_body(s.cimpl, std::move(ops), wo));
+            plan.on_write(wec, wr);
             break;
         }
-        if (!contender_ok && s.own_write) {
-            // 0. Quick path: contender key and slot in one transaction, from what our last write left.
-            auto quick = decide_from_own_write(*s.own_write, s.limit, sid.str());
-            s.own_write.reset(); // one try: a stale view costs only this transaction
-            if (quick) {
-                std::vector<consul::txn_op> ops{
-                    consul::txn_op::lock(s.contender_key(sid), sid, s.options.value, semaphore_flags),
-                    consul::txn_op::cas(s.record_key(), quick->record, quick->cas_index, semaphore_flags)};
-                contender = true;
-                auto [qec, qr] = co_await uncancellable(consul::detail::txn_body(s.cimpl, std::move(ops), s.write_opts()));
-                if (!qec && qr.committed && qr.results.size() >= 2)
-                    co_return co_await hold_written(self, sess, sid, qr.results[1], std::move(quick->record));
-                if (qec) { // unknown outcome: the prefix, read consistently, will tell (we may be in the record)
-                    resolve = true;
-                    if (failed(qec))
-                        break;
-                }
-                continue; // rolled back: the record changed (or our session is in doubt); the full path follows
-            }
+        case semaphore_step::write_contender: {
+            s.own_write.reset(); // the plan has used it, or found no room in it: one try
+            auto ops = plan.ops();
+            auto wo = s.write_opts();
+            auto [ec, r] = co_await consul::detail::txn_body(s.cimpl, std::move(ops), wo);
+            if (ec == asio::error::operation_aborted)
+                plan.on_abandoned(ec);
+            else
+                plan.on_write(ec, r);
+            break;
         }
-        if (!contender_ok) {
-            // 1. Our contender key, and in the same transaction a look at the whole prefix.
-            std::vector<consul::txn_op> ops{consul::txn_op::lock(s.contender_key(sid), sid, s.options.value, semaphore_flags),
-                                            consul::txn_op::get_tree(s.dir())};
-            contender = true;
-            auto [ec, r] = co_await consul::detail::txn_body(s.cimpl, std::move(ops), s.write_opts());
-            if (ec == asio::error::operation_aborted) {
-                result = ec;
-                break;
-            }
-            if (!ec && r.committed && !r.results.empty()) {
-                contender_ok = true;
-                // Read by the leader in the write (resolves too), as of the write's index: our key's.
-                std::vector<consul::kv_entry> tree(r.results.begin() + 1, r.results.end());
-                std::uint64_t index = 0;
-                for (const auto& x : tree)
-                    index = std::max(index, x.modify_index);
-                listed(std::move(tree), index);
-                resolve = false;
-                failures = 0;
-            } else if (!ec && semaphore_rollback_error(r) == make_http_error(403)) {
-                result = make_http_error(403); // an ACL denies our contender key
-                break;
-            } else if (!ec) {
-                // Rolled back: a key named after our session cannot be held by another one, so our
-                // session is in doubt. Ask Consul (a 404 ends it) and continue with a live one.
-                if (failed(make_error_code(errc::conflict)))
-                    break;
-                auto [nec] = co_await sess.renew_now(use_tuple);
-                if (nec == asio::error::operation_aborted) {
-                    result = nec;
-                    break;
-                }
-                auto [rec, rsid] = co_await sess.start(use_tuple);
-                if (rec) {
-                    result = rec;
-                    break;
-                }
-                if (rsid == sid) { // the same live session: not a session problem, back off
-                    pause.expires_after(delays.next(unit_random()));
-                    co_await pause.async_wait(use_tuple);
-                }
-                sid = std::move(rsid);
-                continue;
-            } else {
-                if (failed(ec) || (!is_retryable(ec) && ec != errc::indeterminate_write && ec != errc::request_timeout))
-                    break;
-                pause.expires_after(delays.next(unit_random()));
-                co_await pause.async_wait(use_tuple);
-                continue;
-            }
-        }
-        if (!snap && wait_for_change && !resolve) {
-            // 2a. The prefix after its next change: the watch service's blocking query (or its polling,
-            // beyond the client's watch budget), shared with this client's other users of the prefix.
-            if (!watching.following()) {
-                watch_interest interest;
-                interest.poll_interval = s.options.poll_interval;
-                watching.follow(s.cimpl->watches(), s.dir(), true, s.options.request, interest, seen);
-                const auto& current = watching.view();
-                if (current.known && !current.error && seen && current.index != seen->index) {
-                    listed(current.entries, current.index); // the watch knows better already
-                    watching.mark_seen();
-                }
-            }
-            if (!snap) {
-                const key_view* v = co_await watching.next();
-                if (!v)
-                    continue; // cancelled: the loop's top ends it
-                if (v->error == asio::error::operation_aborted) { // client::cancel()
-                    result = v->error;
-                    break;
-                }
-                if (v->error) { // the watch retries; we read the prefix ourselves after a pause
-                    if (failed(v->error) || !is_retryable(v->error))
-                        break;
-                    wait_for_change = false;
-                    pause.expires_after(delays.next(unit_random()));
-                    co_await pause.async_wait(use_tuple);
-                    continue;
-                }
-                failures = 0;
-                listed(v->entries, v->index);
-            }
-        }
-        if (!snap) {
-            // 2b. The prefix as it is now (consistently when a write's outcome is unknown).
+        case semaphore_step::list: {
             auto q = s.query_opts();
-            if (resolve)
+            const bool resolving = plan.consistent_list();
+            if (resolving)
                 q.consistency = consul::consistency_mode::consistent;
             std::tuple<error_code, consul::kv_list_result> read;
-            if (resolve) // (no `?:` around co_await: GCC 12 destroys the result twice)
+            if (resolving) // (no `?:` around co_await: GCC 12 destroys the result twice)
                 read = co_await uncancellable(consul::detail::kv_list_body(s.cimpl, s.dir(), q));
             else
                 read = co_await consul::detail::kv_list_body(s.cimpl, s.dir(), q);
             auto& [lec, lr] = read;
-            if (lec == asio::error::operation_aborted) {
-                result = lec;
-                break;
-            }
-            if (lec) {
-                if (failed(lec) || !is_retryable(lec))
+            if (lec == asio::error::operation_aborted)
+                plan.on_abandoned(lec);
+            else
+                plan.on_list(lec, std::move(lr.entries), lr.meta.index);
+            break;
+        }
+        case semaphore_step::wait_change: {
+            // The prefix after its next change: the watch service's blocking query (or its polling,
+            // beyond the client's watch budget), shared with this client's other users of the prefix.
+            if (!watching.following()) {
+                std::optional<key_view> seed;
+                if (plan.listed()) {
+                    seed.emplace();
+                    seed->known = true;
+                    seed->entries = plan.listing();
+                    seed->index = plan.listing_index();
+                }
+                watch_interest interest;
+                interest.poll_interval = s.options.poll_interval;
+                watching.follow(s.cimpl->watches(), s.dir(), true, s.options.request, interest, seed);
+                const auto& current = watching.view();
+                if (current.known && !current.error && plan.listed() && current.index != plan.listing_index()) {
+                    watching.mark_seen();
+                    plan.on_change({}, current.entries, current.index); // the watch knows better already
                     break;
-                pause.expires_after(delays.next(unit_random()));
-                co_await pause.async_wait(use_tuple);
-                continue;
+                }
             }
-            failures = 0;
-            resolve = false;
-            listed(std::move(lr.entries), lr.meta.index);
-        }
-
-        // 3. Decide.
-        const auto d = decide_semaphore_acquire(*snap, s.limit, sid.str());
-        snap.reset();
-        wait_for_change = d.what == semaphore_decision::kind::wait;
-        if (d.what == semaphore_decision::kind::failed) {
-            result = d.error;
-            if (d.error == errc::limit_conflict)
-                s.cimpl->warn(s.tag() + ": limit conflict (record: " + std::to_string(d.record_limit) +
-                              ", ours: " + std::to_string(s.limit) + ")");
+            const key_view* v = co_await watching.next();
+            if (!v)
+                break; // cancelled: the next round's check ends it
+            if (v->error == asio::error::operation_aborted) // client::cancel()
+                plan.on_abandoned(v->error);
+            else
+                plan.on_change(v->error, v->entries, v->index);
             break;
         }
-        if (d.what == semaphore_decision::kind::wait) {
-            if (try_once) {
-                result = {};
+        case semaphore_step::withdraw: {
+            auto [wec] = co_await uncancellable(withdraw(self, plan.session(), std::nullopt));
+            plan.on_withdrawn(wec, s.own_write);
+            break;
+        }
+        case semaphore_step::renew_session: {
+            // Ask Consul (a 404 ends the session), then continue with a live one.
+            auto [nec] = co_await sess.renew_now(use_tuple);
+            if (nec == asio::error::operation_aborted) {
+                plan.on_abandoned(nec);
                 break;
             }
-            continue; // until the prefix changes
+            auto [rec, rsid] = co_await sess.start(use_tuple);
+            plan.on_session(rec, rsid);
+            break;
         }
-        if (d.what == semaphore_decision::kind::already_holder) {
-            // An earlier write of unknown outcome won. Take it out and start over: a fresh write
-            // gives a fresh fencing token (that one may be shared with a later holder's).
-            auto [wec] = co_await uncancellable(withdraw(self, sid, std::nullopt));
-            contender_ok = false;
-            if (wec && failed(wec))
-                break;
-            continue;
-        }
-        // take: check-and-set the record with us in it.
-        std::vector<consul::txn_op> ops{consul::txn_op::cas(s.record_key(), d.record, d.cas_index, semaphore_flags)};
-        auto [wec, wr] = co_await uncancellable(consul::detail::txn_body(s.cimpl, std::move(ops), s.write_opts()));
-        if (!wec && wr.committed && !wr.results.empty())
-            co_return co_await hold_written(self, sess, sid, wr.results.front(), d.record);
-        if (!wec) { // (the next round lists the prefix again at once)
-            const auto why = semaphore_rollback_error(wr);
-            if (!why)
-                continue; // raced with another contender
-            if (failed(why) || why == make_http_error(403))
-                break;
-            pause.expires_after(delays.next(unit_random()));
+        case semaphore_step::backoff: {
+            pause.expires_after(plan.delay(unit_random()));
             co_await pause.async_wait(use_tuple);
-            continue;
-        }
-        if (wec == errc::indeterminate_write || wec == errc::request_timeout)
-            resolve = true;
-        if (failed(wec) || (!resolve && !is_retryable(wec)))
+            plan.on_backoff_done();
             break;
-        pause.expires_after(delays.next(unit_random()));
-        co_await pause.async_wait(use_tuple);
+        }
+        case semaphore_step::held:
+            co_return co_await hold_written(self, sess, plan.session(), plan.held_record());
+        case semaphore_step::not_acquired:
+            done = true;
+            break;
+        case semaphore_step::failed:
+            result = plan.error();
+            if (auto record_limit = plan.conflicting_limit())
+                s.cimpl->warn(s.tag() + ": limit conflict (record: " + std::to_string(*record_limit) +
+                              ", ours: " + std::to_string(s.limit) + ")");
+            done = true;
+            break;
+        }
     }
 
     // Not held: leave nothing behind (our contender key; our record entry if a write of unknown outcome won).
-    if (contender) {
-        auto [wec] = co_await uncancellable(withdraw(self, sid, std::nullopt));
+    if (plan.withdraw_needed()) {
+        auto [wec] = co_await uncancellable(withdraw(self, plan.session(), std::nullopt));
         (void)wec;
     }
     co_return op_bool{result, false};
